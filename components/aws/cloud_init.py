@@ -1,0 +1,204 @@
+"""Render the cloud-init user data of the subnet router and the GPU workers.
+
+Pure functions: the same arguments give the same bytes (no timestamps, no randomness), so an
+unchanged stack never plans a user-data change. No secret is ever rendered: instances read their
+tailnet join key at boot from an SSM SecureString through their instance role, into a file that
+is removed once the node has joined, so the key is never in user data, a process list or a log.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import yaml
+
+JOIN_SCRIPT = "/usr/local/sbin/homelab-join-tailnet"
+SYSCTL_FILE = "/etc/sysctl.d/99-homelab-forwarding.conf"
+MODELS_DIR = "/models"
+
+
+@dataclass(frozen=True)
+class TailnetJoin:
+    """How a node joins the tailnet."""
+
+    region: str
+    key_parameter: str
+    """Name of the SSM SecureString holding the join key."""
+    hostname: str
+    tags: Sequence[str]
+    routes: Sequence[str] = ()
+    exit_node: bool = False
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A GPU container that a worker runs and serves over Tailscale HTTPS."""
+
+    name: str
+    image: str
+    port: int
+    models_path: str
+    """Where the container keeps its models; backed by the models volume."""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def render_join_script(join: TailnetJoin) -> str:
+    """A POSIX shell script that fetches the join key and brings the node up."""
+    up = [
+        "tailscale",
+        "up",
+        '--auth-key="file:$key_file"',
+        f"--hostname={shlex.quote(join.hostname)}",
+        f"--advertise-tags={shlex.quote(','.join(join.tags))}",
+        "--ssh",
+    ]
+    if join.routes:
+        up.append(f"--advertise-routes={shlex.quote(','.join(join.routes))}")
+    if join.exit_node:
+        up.append("--advertise-exit-node")
+    return f"""\
+#!/bin/sh
+# Joins the tailnet with the key kept in SSM; the key only ever lives in a 0600 temporary file.
+set -eu
+umask 077
+key_file=$(mktemp)
+trap 'rm -f "$key_file"' EXIT
+aws ssm get-parameter --region {shlex.quote(join.region)} \\
+    --name {shlex.quote(join.key_parameter)} --with-decryption \\
+    --query Parameter.Value --output text >"$key_file"
+{" ".join(up)}
+"""
+
+
+def render_router_user_data(join: TailnetJoin) -> str:
+    """cloud-config for the subnet router (Amazon Linux 2023, arm64)."""
+    forwarding = "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
+    offload = """\
+#!/bin/sh
+# Tailscale's recommended UDP offload settings for subnet routers and exit nodes.
+set -eu
+iface=$(ip -o route show default | awk '{print $5; exit}')
+ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
+"""
+    document = {
+        "yum_repos": {
+            "tailscale-stable": {
+                "name": "Tailscale stable",
+                "baseurl": "https://pkgs.tailscale.com/stable/amazon-linux/2023/$basearch",
+                "enabled": True,
+                "gpgcheck": False,
+                "repo_gpgcheck": True,
+                "gpgkey": "https://pkgs.tailscale.com/stable/amazon-linux/2023/repo.gpg",
+            }
+        },
+        "packages": ["tailscale", "ethtool"],
+        "write_files": [
+            {"path": SYSCTL_FILE, "permissions": "0644", "content": forwarding},
+            {"path": "/usr/local/sbin/homelab-udp-offload", "permissions": "0755",
+             "content": offload},
+            {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
+        ],
+        "runcmd": [
+            ["sysctl", "-p", SYSCTL_FILE],
+            ["/usr/local/sbin/homelab-udp-offload"],
+            ["systemctl", "enable", "--now", "tailscaled"],
+            [JOIN_SCRIPT],
+        ],
+    }
+    return _cloud_config(document)
+
+
+def render_models_mount_script(volume_id: str, mount_point: str = MODELS_DIR) -> str:
+    """Wait for the models volume, format it the first time only, and mount it."""
+    device = f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
+    return f"""\
+#!/bin/sh
+# Mounts the models volume; it is formatted only when it holds no filesystem yet.
+set -eu
+device={shlex.quote(device)}
+tries=0
+until [ -e "$device" ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 60 ]; then
+        echo "models volume {volume_id} never appeared" >&2
+        exit 1
+    fi
+    sleep 5
+done
+if ! blkid "$device" >/dev/null 2>&1; then
+    mkfs.ext4 -L models "$device"
+fi
+mkdir -p {mount_point}
+grep -q ' {mount_point} ' /etc/fstab || \\
+    echo "$device {mount_point} ext4 defaults,nofail 0 2" >>/etc/fstab
+mount {mount_point} 2>/dev/null || mountpoint -q {mount_point}
+"""
+
+
+def render_workload_script(workload: Workload, mount_point: str = MODELS_DIR) -> str:
+    """Run the workload container on the GPU and serve it over Tailscale HTTPS."""
+    env = "".join(f" \\\n    -e {shlex.quote(f'{k}={v}')}" for k, v in sorted(workload.env.items()))
+    host_dir = f"{mount_point}/{workload.name}"
+    return f"""\
+#!/bin/sh
+# Runs {workload.name} on the GPU, reachable only on the node itself and through tailscale serve.
+set -eu
+mkdir -p {shlex.quote(host_dir)}
+docker rm -f {workload.name} >/dev/null 2>&1 || true
+docker run -d --name {workload.name} --restart unless-stopped --gpus all \\
+    -v {shlex.quote(f"{host_dir}:{workload.models_path}")} \\
+    -p 127.0.0.1:{workload.port}:{workload.port}{env} \\
+    {shlex.quote(workload.image)}
+tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}
+"""
+
+
+def render_worker_user_data(join: TailnetJoin, workload: Workload, volume_id: str) -> str:
+    """cloud-config for a GPU worker (an Ubuntu GPU image with Docker and NVIDIA's toolkit)."""
+    install = """\
+#!/bin/sh
+# Installs Tailscale from its package repository.
+set -eu
+. /etc/os-release
+base="https://pkgs.tailscale.com/stable/ubuntu/$VERSION_CODENAME"
+curl -fsSL "$base.noarmor.gpg" -o /usr/share/keyrings/tailscale-archive-keyring.gpg
+curl -fsSL "$base.tailscale-keyring.list" -o /etc/apt/sources.list.d/tailscale.list
+apt-get update
+apt-get install -y tailscale
+"""
+    document = {
+        "write_files": [
+            {"path": "/usr/local/sbin/homelab-install-tailscale", "permissions": "0755",
+             "content": install},
+            {"path": "/usr/local/sbin/homelab-mount-models", "permissions": "0755",
+             "content": render_models_mount_script(volume_id)},
+            {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
+            {"path": "/usr/local/sbin/homelab-run-workload", "permissions": "0755",
+             "content": render_workload_script(workload)},
+        ],
+        "runcmd": [
+            ["/usr/local/sbin/homelab-install-tailscale"],
+            ["/usr/local/sbin/homelab-mount-models"],
+            ["systemctl", "enable", "--now", "tailscaled"],
+            [JOIN_SCRIPT],
+            ["/usr/local/sbin/homelab-run-workload"],
+        ],
+    }
+    return _cloud_config(document)
+
+
+def _cloud_config(document: dict) -> str:
+    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
+    return "#cloud-config\n" + body
+
+
+def scripts_of(user_data: str) -> dict[str, str]:
+    """The shell scripts a rendered cloud-config writes, by path (for shellcheck)."""
+    document = yaml.safe_load(user_data)
+    return {
+        item["path"]: item["content"]
+        for item in document.get("write_files", [])
+        if item["content"].startswith("#!")
+    }

@@ -1,0 +1,177 @@
+"""The SubnetRouter component: a VPC reached from the tailnet through one small instance."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.cloud_init import TailnetJoin, render_router_user_data
+from components.aws.identity import aws_tags, join_key_parameter_name, node_identity
+
+TOKEN = "homelab:aws:SubnetRouter"
+TAILSCALE_UDP_PORT = 41641
+
+
+@dataclass(frozen=True)
+class SubnetRouterArgs:
+    """Inputs of :class:`SubnetRouter`."""
+
+    vpc_cidr: str
+    zones: pulumi.Input[Sequence[str]]
+    zone_count: int
+    image: pulumi.Input[str]
+    join_key: pulumi.Input[str]
+    tags: Sequence[str]
+    """Tailnet tags of the router."""
+    region: str
+    instance_type: str = "t4g.nano"
+    exit_node: bool = False
+    direct_udp: bool = True
+
+
+def resolver_address(vpc_cidr: str) -> str:
+    """The VPC's DNS resolver: the network's base address plus two."""
+    return str(ipaddress.IPv4Network(vpc_cidr).network_address + 2)
+
+
+def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
+    """One /20 (or smaller, for small VPCs) public subnet per availability zone."""
+    network = ipaddress.IPv4Network(vpc_cidr)
+    new_prefix = max(network.prefixlen + 2, min(20, network.prefixlen + 4))
+    subnets = list(network.subnets(new_prefix=new_prefix))
+    return [str(subnet) for subnet in subnets[:count]]
+
+
+class SubnetRouter(pulumi.ComponentResource):
+    """A VPC with public subnets and a Tailscale subnet router advertising its CIDR."""
+
+    vpc_id: pulumi.Output[str]
+    """The VPC's id."""
+    subnet_ids: pulumi.Output[list[str]]
+    """The public subnets, one per availability zone."""
+    security_group_id: pulumi.Output[str]
+    """The security group for tailnet nodes in the VPC: nothing inbound but Tailscale."""
+    resolver: str
+    """The VPC's DNS resolver address."""
+    hostname: str
+    """The router's name on the tailnet."""
+
+    def __init__(
+        self, name: str, args: SubnetRouterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.vpc_cidr,
+            # The resolver at base+2 answers the tailnet's split DNS for private names.
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags=aws_tags(f"{name}-vpc", TOKEN),
+            opts=child,
+        )
+
+        gateway = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=vpc.id, tags=aws_tags(f"{name}-igw", TOKEN), opts=child
+        )
+
+        routes = aws.ec2.RouteTable(
+            f"{name}-public",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
+            tags=aws_tags(f"{name}-public", TOKEN),
+            opts=child,
+        )
+
+        subnets = []
+        zones = pulumi.Output.from_input(args.zones)
+        for index, cidr in enumerate(subnet_cidrs(args.vpc_cidr, args.zone_count)):
+            subnet = aws.ec2.Subnet(
+                f"{name}-public-{index}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones.apply(lambda names, i=index: names[i]),
+                # Instances get a public IPv4 address for egress: no NAT gateway to pay for.
+                map_public_ip_on_launch=True,
+                tags=aws_tags(f"{name}-public-{index}", TOKEN),
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child
+            )
+            subnets.append(subnet)
+
+        ingress = []
+        if args.direct_udp:
+            # Direct WireGuard connections; without it, traffic is relayed through DERP.
+            ingress.append(
+                {
+                    "protocol": "udp",
+                    "from_port": TAILSCALE_UDP_PORT,
+                    "to_port": TAILSCALE_UDP_PORT,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "Tailscale direct connections",
+                }
+            )
+        group = aws.ec2.SecurityGroup(
+            f"{name}-nodes",
+            vpc_id=vpc.id,
+            description="Tailnet nodes: nothing inbound but Tailscale",
+            ingress=ingress,
+            egress=[
+                {"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}
+            ],
+            tags=aws_tags(f"{name}-nodes", TOKEN),
+            opts=child,
+        )
+
+        self.hostname = name
+        profile = node_identity(name, args.join_key, TOKEN, self)
+        user_data = render_router_user_data(
+            TailnetJoin(
+                region=args.region,
+                key_parameter=join_key_parameter_name(name),
+                hostname=self.hostname,
+                tags=args.tags,
+                routes=(args.vpc_cidr,),
+                exit_node=args.exit_node,
+            )
+        )
+
+        # The image parameter moves with every Amazon Linux release; a new image must not replace
+        # the router on an unrelated update, so the image is only read when the router is created.
+        aws.ec2.Instance(
+            f"{name}-instance",
+            ami=args.image,
+            instance_type=args.instance_type,
+            subnet_id=subnets[0].id,
+            vpc_security_group_ids=[group.id],
+            iam_instance_profile=profile.name,
+            user_data=user_data,
+            # Forwarded packets carry tailnet source addresses, not the router's own.
+            source_dest_check=False,
+            metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
+            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 8},
+            tags=aws_tags(f"{name}-instance", TOKEN),
+            volume_tags=aws_tags(f"{name}-root", TOKEN),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+
+        self.vpc_id = vpc.id
+        self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets])
+        self.security_group_id = group.id
+        self.resolver = resolver_address(args.vpc_cidr)
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "subnetIds": self.subnet_ids,
+                "securityGroupId": self.security_group_id,
+                "resolver": self.resolver,
+                "hostname": self.hostname,
+            }
+        )

@@ -1,0 +1,95 @@
+"""The DockerHost component: a Docker engine and the sidecar-proxied services it runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker.apps import NGINX_IMAGE, TAILSCALE_IMAGE
+from components.docker.service import SidecarService, SidecarServiceArgs
+
+
+@dataclass(frozen=True)
+class HostedService:
+    """A service to run on the host: its name and its args without the pulled images."""
+
+    name: str
+    args: SidecarServiceArgs
+
+
+@dataclass(frozen=True)
+class DockerHostArgs:
+    """Inputs of :class:`DockerHost`."""
+
+    docker_url: str
+    """ssh://user@host (through the tailnet), unix:///path/to/docker.sock or tcp://host:port."""
+    kind: Literal["wsl2", "linux"]
+    services: Sequence[HostedService]
+
+
+class DockerHost(pulumi.ComponentResource):
+    """One Docker engine: its provider, the images it pulls, and its services."""
+
+    services: dict[str, SidecarService]
+    """Service name -> the service component."""
+    urls: pulumi.Output[dict[str, str]]
+    """Service name -> where it answers on the tailnet."""
+
+    def __init__(
+        self, name: str, args: DockerHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("homelab:docker:DockerHost", name, None, opts)
+
+        provider = docker.Provider(
+            f"{name}-docker",
+            host=args.docker_url,
+            # Keep the SSH session alive across long image pulls over the tailnet.
+            ssh_opts=["-o", "ServerAliveInterval=30", "-o", "ServerAliveCountMax=4"]
+            if args.docker_url.startswith("ssh://")
+            else None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_host = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        # Each image is pulled once per host, whatever number of services run it. Containers
+        # reference the pulled image's id, so an unchanged stack plans no replacement.
+        needed = {TAILSCALE_IMAGE}
+        for service in args.services:
+            needed.update(spec.image for spec in service.args.app.containers)
+            if service.args.proxy == "nginx":
+                needed.add(NGINX_IMAGE)
+        images = {
+            reference: docker.RemoteImage(
+                f"{name}-image-{_image_slug(reference)}",
+                name=reference,
+                keep_locally=True,
+                opts=on_host,
+            ).image_id
+            for reference in sorted(needed)
+        }
+
+        self.services = {}
+        for service in args.services:
+            self.services[service.name] = SidecarService(
+                service.name,
+                replace(service.args, images=images, host_kind=args.kind),
+                opts=pulumi.ResourceOptions(parent=self, providers={"docker": provider}),
+            )
+
+        self.urls = pulumi.Output.from_input(
+            {service_name: svc.url for service_name, svc in self.services.items()}
+        )
+        self.register_outputs({"urls": self.urls})
+
+
+def _image_slug(reference: str) -> str:
+    """A stable resource-name fragment for an image reference, without its registry."""
+    parts = reference.split("@", 1)[0].split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0]):
+        parts = parts[1:]
+    return re.sub(r"[^a-z0-9]+", "-", "/".join(parts).lower()).strip("-")

@@ -1,0 +1,268 @@
+"""The stack's configuration as one pydantic model tree.
+
+Pulumi config arrives as three structured keys in the project's namespace (``homelab:tailnet``,
+``homelab:hosts``, ``homelab:aws``), each friendly to ``pulumi config set --path``. Every model
+forbids unknown keys and spells keys in camelCase, the style of Pulumi's own config. Validation
+runs before any resource is registered; :func:`stacks.load.load_config` turns a failure into one
+message that names the key path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic.alias_generators import to_camel
+
+# DNS labels: hostnames, service names, tag names.
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_IMAGE = re.compile(
+    r"^(?P<repository>[a-z0-9][a-z0-9._/-]*(:[0-9]+)?[a-z0-9._/-]*)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
+    r"(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TAILNET_DOMAIN = re.compile(r"^[a-z0-9-]+\.ts\.net$")
+_DOCKER_URL = re.compile(r"^(ssh://[^@\s/]+@[^\s/]+|unix:///\S+|tcp://[^\s/]+:[0-9]+)$")
+
+
+class KeyProblem(ValueError):
+    """A validation failure below the model being validated, at ``path`` relative to it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _label(value: str) -> str:
+    if not _LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label: use 1-63 lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(
+            f"{value!r} is not a pinned image reference: expected repository:tag, "
+            "optionally followed by @sha256:<64 hex digits>"
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address (a tailnet login)")
+    return value
+
+
+Label = Annotated[str, AfterValidator(_label)]
+Image = Annotated[str, AfterValidator(_image)]
+Login = Annotated[str, AfterValidator(_email)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every config model: unknown keys are errors, keys are camelCase."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        strict=False,
+    )
+
+
+class TailnetConfig(Model):
+    """``homelab:tailnet``: the tailnet every host, service, router and worker joins."""
+
+    domain: str = Field(description="The tailnet's MagicDNS suffix, for example tail1234.ts.net.")
+    magic_dns: bool = True
+    https_certificates: bool = True
+    device_approval: bool = False
+    key_expiry_days: int = Field(default=180, ge=1, le=180)
+    join_key_expiry_days: int = Field(
+        default=90, ge=1, le=90, description="Lifetime of the auth keys devices join with."
+    )
+    admins: list[Login] = Field(min_length=1)
+    members: list[Login] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_domain(self) -> TailnetConfig:
+        if not _TAILNET_DOMAIN.match(self.domain):
+            raise KeyProblem(
+                "domain",
+                f"{self.domain!r} is not a tailnet DNS name: expected <name>.ts.net "
+                "(the admin console shows it under DNS)",
+            )
+        return self
+
+
+class ServiceConfig(Model):
+    """``homelab:hosts.<host>.services.<name>``: one service with its sidecar and proxy."""
+
+    app: Literal["immich", "home-assistant", "jellyfin", "mosquitto", "web"]
+    proxy: Literal["nginx", "serve"] = "serve"
+    version: str | None = Field(
+        default=None, description="Overrides the app's pinned image tag (all its containers)."
+    )
+    image: Image | None = Field(
+        default=None, description="The front container's image; required for the web app."
+    )
+    port: Port | None = Field(
+        default=None, description="The front container's HTTP port; required for the web app."
+    )
+    public: bool = False
+    lan_ports: list[Port] = Field(default_factory=list)
+    gpu: bool = False
+    reaches: list[Label] = Field(
+        default_factory=list, description="Other services this one connects to over the tailnet."
+    )
+
+    @model_validator(mode="after")
+    def _check_web(self) -> ServiceConfig:
+        if self.app == "web":
+            for key in ("image", "port"):
+                if getattr(self, key) is None:
+                    raise KeyProblem(key, "is required for app 'web'")
+        if len(set(self.lan_ports)) != len(self.lan_ports):
+            raise KeyProblem("lanPorts", f"lists a port twice: {self.lan_ports}")
+        return self
+
+
+class HostConfig(Model):
+    """``homelab:hosts.<name>``: one Docker host and the services it runs."""
+
+    kind: Literal["wsl2", "linux"] = "linux"
+    docker: str = Field(description="Docker endpoint: ssh://user@host, unix:///path or tcp://h:p.")
+    lan_address: str | None = Field(
+        default=None, description="The host's LAN address, where LAN ports are published."
+    )
+    gpu: bool = False
+    services: dict[Label, ServiceConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_host(self) -> HostConfig:
+        if not _DOCKER_URL.match(self.docker):
+            raise KeyProblem(
+                "docker",
+                f"{self.docker!r} is not a Docker endpoint: expected ssh://user@host, "
+                "unix:///path/to/docker.sock or tcp://host:port",
+            )
+        if self.lan_address is not None:
+            try:
+                ipaddress.IPv4Address(self.lan_address)
+            except ValueError:
+                raise KeyProblem(
+                    "lanAddress", f"{self.lan_address!r} is not an IPv4 address"
+                ) from None
+        for name, service in self.services.items():
+            if service.gpu and not self.gpu:
+                raise KeyProblem(
+                    f"services.{name}.gpu", "asks for a GPU but the host sets gpu: false"
+                )
+            if service.lan_ports and self.lan_address is None:
+                raise KeyProblem(
+                    f"services.{name}.lanPorts", "needs the host's lanAddress to publish on"
+                )
+        return self
+
+
+class RouterConfig(Model):
+    """``homelab:aws.router``: the subnet router that advertises the VPC to the tailnet."""
+
+    instance_type: str = "t4g.nano"
+    exit_node: bool = False
+    direct_udp: bool = Field(
+        default=True, description="Open UDP 41641 for direct tailnet connections."
+    )
+
+
+class WorkerConfig(Model):
+    """``homelab:aws.workers.<name>``: one spot GPU worker."""
+
+    workload: Literal["ollama", "fooocus", "whisper"]
+    instance_type: str = "g4dn.xlarge"
+    max_spot_price: float = Field(default=0.35, gt=0, le=10, description="USD per hour.")
+    models_volume_gib: int = Field(default=100, ge=10, le=16384)
+
+
+class AwsConfig(Model):
+    """``homelab:aws``: the VPC, its subnet router and the GPU workers."""
+
+    vpc_cidr: str = "10.60.0.0/16"
+    availability_zones: int = Field(default=2, ge=2, le=6)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    workers: dict[Label, WorkerConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_cidr(self) -> AwsConfig:
+        expected = "a private IPv4 network from /16 to /24, for example 10.60.0.0/16"
+        try:
+            network = ipaddress.IPv4Network(self.vpc_cidr, strict=True)
+        except ValueError:
+            raise KeyProblem("vpcCidr", f"{self.vpc_cidr!r} is not {expected}") from None
+        if not network.is_private or not 16 <= network.prefixlen <= 24:
+            raise KeyProblem("vpcCidr", f"{self.vpc_cidr!r} is not {expected}")
+        return self
+
+
+class SecretsConfig(Model):
+    """Secret config keys, each set with ``pulumi config set --secret``."""
+
+    immich_database_password: SecretStr | None = None
+
+
+class HomelabConfig(Model):
+    """The whole stack: one tailnet, the Docker hosts, and optionally AWS."""
+
+    tailnet: TailnetConfig
+    hosts: dict[Label, HostConfig] = Field(default_factory=dict)
+    aws: AwsConfig | None = None
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> HomelabConfig:
+        # Every device joins the tailnet under its own name; MagicDNS needs them unique.
+        devices = [
+            (name, f"hosts.{host_name}.services.{name}")
+            for host_name, host in self.hosts.items()
+            for name in host.services
+        ]
+        if self.aws is not None:
+            devices += [(name, f"aws.workers.{name}") for name in self.aws.workers]
+        seen: dict[str, str] = {}
+        for name, path in devices:
+            if name in seen:
+                raise KeyProblem(path, f"tailnet name {name!r} is already used by {seen[name]}")
+            seen[name] = path
+
+        password = self.secrets.immich_database_password
+        for host_name, host in self.hosts.items():
+            for service_name, service in host.services.items():
+                if service.app == "immich" and (
+                    password is None or len(password.get_secret_value()) < 16
+                ):
+                    raise KeyProblem(
+                        "immichDatabasePassword",
+                        f"needs a secret of at least 16 characters for "
+                        f"hosts.{host_name}.services.{service_name} (set it with "
+                        "pulumi config set --secret immichDatabasePassword)",
+                    )
+
+        services = {name for host in self.hosts.values() for name in host.services}
+        for host_name, host in self.hosts.items():
+            for service_name, service in host.services.items():
+                for index, target in enumerate(service.reaches):
+                    if target not in services:
+                        raise KeyProblem(
+                            f"hosts.{host_name}.services.{service_name}.reaches[{index}]",
+                            f"no service is named {target!r}",
+                        )
+        return self

@@ -1,0 +1,83 @@
+"""Read the stack's config once and validate it before any resource is registered."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from pydantic import ValidationError
+
+from stacks.config import HomelabConfig, KeyProblem
+
+#: The structured config keys, in the project's namespace (``homelab:<key>``).
+CONFIG_KEYS = ("tailnet", "hosts", "aws")
+#: The secret config keys, declared in Pulumi.yaml and set with ``pulumi config set --secret``.
+SECRET_KEYS = ("immichDatabasePassword",)
+
+
+class ConfigError(pulumi.RunError):
+    """A config value is wrong. Pulumi prints a RunError's message without a traceback."""
+
+
+def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
+    """Validate the stack's config, or raise one :class:`ConfigError` naming the key."""
+    config = config or pulumi.Config()
+    raw: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        try:
+            value = config.get_object(key)
+        except pulumi.ConfigTypeError as error:
+            raise ConfigError(f"config key {key}: {error}") from None
+        if value is not None:
+            raw[key] = value
+    # Read as plain text here only to validate it; the stack hands it on as a secret Output.
+    secrets = {}
+    for key in SECRET_KEYS:
+        value = pulumi.runtime.get_config(f"{pulumi.get_project()}:{key}")
+        if value:
+            secrets[key] = value
+    raw["secrets"] = secrets
+    return parse_config(raw)
+
+
+def parse_config(raw: Mapping[str, Any]) -> HomelabConfig:
+    """Validate already-decoded config values (the keys of :data:`CONFIG_KEYS`)."""
+    try:
+        return HomelabConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """One message for the first problem, naming the key path and what was expected."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    path = _key_path(first["loc"])
+    message = first["msg"]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, KeyProblem):
+        path = f"{path}.{cause.path}" if path else cause.path
+        message = str(cause)
+    elif first["type"] == "missing":
+        message = "is required"
+    elif first["type"] == "extra_forbidden":
+        message = "is not a known key (check its spelling and camelCase)"
+    elif path.startswith("secrets"):
+        message = message.removeprefix("Value error, ")
+    else:
+        message = f"{message.removeprefix('Value error, ')} (got {first['input']!r})"
+    more = f" ({len(problems) - 1} more problem(s) after this one)" if len(problems) > 1 else ""
+    # Secret keys are flat in Pulumi config; the model only groups them.
+    path = path.removeprefix("secrets.")
+    return f"config key {path}: {message}{more}"
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
