@@ -14,6 +14,7 @@ import logging
 import runpy
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
         if args.typ.startswith("aws:"):
             prefix = args.typ.split(":")[-1].lower()
             state.setdefault(
-                "arn", f"arn:aws:{args.typ.split(':')[1].split('/')[0]}:{self.region}:"
-                f"123456789012:{prefix}/{args.name}"
+                "arn",
+                f"arn:aws:{args.typ.split(':')[1].split('/')[0]}:{self.region}:"
+                f"123456789012:{prefix}/{args.name}",
             )
             if args.typ == "aws:iam/role:Role":
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
@@ -153,14 +155,24 @@ class OfflineMocks(pulumi_mocks.Mocks):
         self.calls[args.token] += 1
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{suffix}" for suffix in "abc"]
-            return {"names": names, "zoneIds": [f"euc1-az{i}" for i in (1, 2, 3)],
-                    "id": self.region}
+            return {
+                "names": names,
+                "zoneIds": [f"euc1-az{i}" for i in (1, 2, 3)],
+                "id": self.region,
+            }
         if args.token == "aws:ssm/getParameter:getParameter":
             name = args.args["name"]
             image = "ami-" + hashlib.sha256(name.encode()).hexdigest()[:17]
-            return {"name": name, "value": image, "insecureValue": image, "type": "String",
-                    "arn": f"arn:aws:ssm:{self.region}::parameter{name}", "id": name,
-                    "version": 1, "withDecryption": True}
+            return {
+                "name": name,
+                "value": image,
+                "insecureValue": image,
+                "type": "String",
+                "arn": f"arn:aws:ssm:{self.region}::parameter{name}",
+                "id": name,
+                "version": 1,
+                "withDecryption": True,
+            }
         raise NotImplementedError(f"the offline engine has no answer for {args.token}")
 
 
@@ -206,17 +218,17 @@ class _LogCollector(logging.Handler):
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
-def run_program(
-    directory: Path,
+def record(
+    program: Callable[[], object],
     *,
-    project: str,
-    stack: str,
-    config: dict[str, str],
-    secret_keys: list[str],
-    preview: bool,
+    project: str = "homelab",
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    preview: bool = False,
     region: str = "eu-central-1",
 ) -> Recording:
-    """Run ``directory/__main__.py`` under the mock engine and record what it registered."""
+    """Run ``program`` inside a fresh stack under the mock engine and record what it did."""
     mocks = OfflineMocks(region)
     monitor = RecordingMonitor(mocks)
     collector = _LogCollector()
@@ -228,14 +240,13 @@ def run_program(
     pulumi.runtime.set_mocks(
         mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor
     )
-    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi.runtime.set_all_config(config or {}, secret_keys or [])
     # The language host creates the stack resource itself and runs the program inside it.
     settings.set_root_resource(None)
-
-    program = str(directory / "__main__.py")
-    if str(directory) not in sys.path:
-        sys.path.insert(0, str(directory))
-    _sync_await(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+    try:
+        _sync_await(run_in_stack(program))
+    finally:
+        logger.removeHandler(collector)
 
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     for urn, outputs in monitor.registered_outputs.items():
@@ -247,4 +258,29 @@ def run_program(
         calls=mocks.calls,
         logs=collector.lines,
         stack_urn=stack_urn,
+    )
+
+
+def run_program(
+    directory: Path,
+    *,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    preview: bool,
+    region: str = "eu-central-1",
+) -> Recording:
+    """Run ``directory/__main__.py`` the way Pulumi's language host does, and record it."""
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    program = str(directory / "__main__.py")
+    return record(
+        lambda: runpy.run_path(program, run_name="__main__"),
+        project=project,
+        stack=stack,
+        config=config,
+        secret_keys=secret_keys,
+        preview=preview,
+        region=region,
     )

@@ -28,7 +28,7 @@ _TAILNET_DOMAIN = re.compile(r"^[a-z0-9-]+\.ts\.net$")
 _DOCKER_URL = re.compile(r"^(ssh://[^@\s/]+@[^\s/]+|unix:///\S+|tcp://[^\s/]+:[0-9]+)$")
 
 
-class KeyProblem(ValueError):
+class KeyPathError(ValueError):
     """A validation failure below the model being validated, at ``path`` relative to it."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -96,7 +96,7 @@ class TailnetConfig(Model):
     @model_validator(mode="after")
     def _check_domain(self) -> TailnetConfig:
         if not _TAILNET_DOMAIN.match(self.domain):
-            raise KeyProblem(
+            raise KeyPathError(
                 "domain",
                 f"{self.domain!r} is not a tailnet DNS name: expected <name>.ts.net "
                 "(the admin console shows it under DNS)",
@@ -130,9 +130,9 @@ class ServiceConfig(Model):
         if self.app == "web":
             for key in ("image", "port"):
                 if getattr(self, key) is None:
-                    raise KeyProblem(key, "is required for app 'web'")
+                    raise KeyPathError(key, "is required for app 'web'")
         if len(set(self.lan_ports)) != len(self.lan_ports):
-            raise KeyProblem("lanPorts", f"lists a port twice: {self.lan_ports}")
+            raise KeyPathError("lanPorts", f"lists a port twice: {self.lan_ports}")
         return self
 
 
@@ -150,7 +150,7 @@ class HostConfig(Model):
     @model_validator(mode="after")
     def _check_host(self) -> HostConfig:
         if not _DOCKER_URL.match(self.docker):
-            raise KeyProblem(
+            raise KeyPathError(
                 "docker",
                 f"{self.docker!r} is not a Docker endpoint: expected ssh://user@host, "
                 "unix:///path/to/docker.sock or tcp://host:port",
@@ -159,16 +159,16 @@ class HostConfig(Model):
             try:
                 ipaddress.IPv4Address(self.lan_address)
             except ValueError:
-                raise KeyProblem(
+                raise KeyPathError(
                     "lanAddress", f"{self.lan_address!r} is not an IPv4 address"
                 ) from None
         for name, service in self.services.items():
             if service.gpu and not self.gpu:
-                raise KeyProblem(
+                raise KeyPathError(
                     f"services.{name}.gpu", "asks for a GPU but the host sets gpu: false"
                 )
             if service.lan_ports and self.lan_address is None:
-                raise KeyProblem(
+                raise KeyPathError(
                     f"services.{name}.lanPorts", "needs the host's lanAddress to publish on"
                 )
         return self
@@ -207,9 +207,9 @@ class AwsConfig(Model):
         try:
             network = ipaddress.IPv4Network(self.vpc_cidr, strict=True)
         except ValueError:
-            raise KeyProblem("vpcCidr", f"{self.vpc_cidr!r} is not {expected}") from None
+            raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}") from None
         if not network.is_private or not 16 <= network.prefixlen <= 24:
-            raise KeyProblem("vpcCidr", f"{self.vpc_cidr!r} is not {expected}")
+            raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}")
         return self
 
 
@@ -240,7 +240,7 @@ class HomelabConfig(Model):
         seen: dict[str, str] = {}
         for name, path in devices:
             if name in seen:
-                raise KeyProblem(path, f"tailnet name {name!r} is already used by {seen[name]}")
+                raise KeyPathError(path, f"tailnet name {name!r} is already used by {seen[name]}")
             seen[name] = path
 
         password = self.secrets.immich_database_password
@@ -249,7 +249,7 @@ class HomelabConfig(Model):
                 if service.app == "immich" and (
                     password is None or len(password.get_secret_value()) < 16
                 ):
-                    raise KeyProblem(
+                    raise KeyPathError(
                         "immichDatabasePassword",
                         f"needs a secret of at least 16 characters for "
                         f"hosts.{host_name}.services.{service_name} (set it with "
@@ -261,7 +261,7 @@ class HomelabConfig(Model):
             for service_name, service in host.services.items():
                 for index, target in enumerate(service.reaches):
                     if target not in services:
-                        raise KeyProblem(
+                        raise KeyPathError(
                             f"hosts.{host_name}.services.{service_name}.reaches[{index}]",
                             f"no service is named {target!r}",
                         )

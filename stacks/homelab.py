@@ -69,7 +69,9 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
             )
         )
         if config.aws.workers:
-            pieces.append(PolicyPiece(owner="gpu workers", tags=(WORKER_TAG,), ports=(443,), ssh=True))
+            pieces.append(
+                PolicyPiece(owner="gpu workers", tags=(WORKER_TAG,), ports=(443,), ssh=True)
+            )
     return pieces
 
 
@@ -112,8 +114,9 @@ def build() -> None:
     for host_name, host in config.hosts.items():
         hosted = []
         for name, service in host.services.items():
-            spec = app_spec(service.app, version=service.version, image=service.image,
-                            port=service.port)
+            spec = app_spec(
+                service.app, version=service.version, image=service.image, port=service.port
+            )
             secret_env = {}
             if service.app == "immich" and password is not None:
                 secret = pulumi.Output.secret(password.get_secret_value())

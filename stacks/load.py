@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
-from stacks.config import HomelabConfig, KeyProblem
+from stacks.config import HomelabConfig, KeyPathError
 
 #: The structured config keys, in the project's namespace (``homelab:<key>``).
 CONFIG_KEYS = ("tailnet", "hosts", "aws")
@@ -56,7 +56,7 @@ def describe(error: ValidationError) -> str:
     path = _key_path(first["loc"])
     message = first["msg"]
     cause = first.get("ctx", {}).get("error")
-    if isinstance(cause, KeyProblem):
+    if isinstance(cause, KeyPathError):
         path = f"{path}.{cause.path}" if path else cause.path
         message = str(cause)
     elif first["type"] == "missing":

@@ -96,8 +96,11 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
         "packages": ["tailscale", "ethtool"],
         "write_files": [
             {"path": SYSCTL_FILE, "permissions": "0644", "content": forwarding},
-            {"path": "/usr/local/sbin/homelab-udp-offload", "permissions": "0755",
-             "content": offload},
+            {
+                "path": "/usr/local/sbin/homelab-udp-offload",
+                "permissions": "0755",
+                "content": offload,
+            },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
         ],
         "runcmd": [
@@ -170,13 +173,22 @@ apt-get install -y tailscale
 """
     document = {
         "write_files": [
-            {"path": "/usr/local/sbin/homelab-install-tailscale", "permissions": "0755",
-             "content": install},
-            {"path": "/usr/local/sbin/homelab-mount-models", "permissions": "0755",
-             "content": render_models_mount_script(volume_id)},
+            {
+                "path": "/usr/local/sbin/homelab-install-tailscale",
+                "permissions": "0755",
+                "content": install,
+            },
+            {
+                "path": "/usr/local/sbin/homelab-mount-models",
+                "permissions": "0755",
+                "content": render_models_mount_script(volume_id),
+            },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
-            {"path": "/usr/local/sbin/homelab-run-workload", "permissions": "0755",
-             "content": render_workload_script(workload)},
+            {
+                "path": "/usr/local/sbin/homelab-run-workload",
+                "permissions": "0755",
+                "content": render_workload_script(workload),
+            },
         ],
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],

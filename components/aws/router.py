@@ -123,9 +123,7 @@ class SubnetRouter(pulumi.ComponentResource):
             vpc_id=vpc.id,
             description="Tailnet nodes: nothing inbound but Tailscale",
             ingress=ingress,
-            egress=[
-                {"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}
-            ],
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
             tags=aws_tags(f"{name}-nodes", TOKEN),
             opts=child,
         )

@@ -108,8 +108,11 @@ class SidecarService(pulumi.ComponentResource):
             uploads=uploads,
             # Kernel networking: a real TUN device gives the app the node's tailnet address.
             devices=[
-                {"host_path": "/dev/net/tun", "container_path": "/dev/net/tun",
-                 "permissions": "rwm"}
+                {
+                    "host_path": "/dev/net/tun",
+                    "container_path": "/dev/net/tun",
+                    "permissions": "rwm",
+                }
             ],
             capabilities={"adds": ["NET_ADMIN"]},
             mounts=[
@@ -122,7 +125,14 @@ class SidecarService(pulumi.ComponentResource):
             ],
             networks_advanced=[{"name": network.name}],
             healthcheck={
-                "tests": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://{TS_HEALTH_ADDR}/healthz"],
+                "tests": [
+                    "CMD",
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                    f"http://{TS_HEALTH_ADDR}/healthz",
+                ],
                 "interval": "30s",
                 "timeout": "5s",
                 "retries": 3,
@@ -176,9 +186,7 @@ class SidecarService(pulumi.ComponentResource):
                 ],
             )
 
-        self.url = pulumi.Output.from_input(
-            f"https://{fqdn}" if args.app.http else f"tcp://{fqdn}"
-        )
+        self.url = pulumi.Output.from_input(f"https://{fqdn}" if args.app.http else f"tcp://{fqdn}")
         self.sidecar_id = sidecar.id
         self.register_outputs({"url": self.url, "sidecarId": self.sidecar_id})
 
@@ -194,7 +202,9 @@ class SidecarService(pulumi.ComponentResource):
         mounts = [
             _mount(self._volume(role, data=True), path) for role, path in spec.volumes.items()
         ]
-        envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(spec.env.items())]
+        envs: list[pulumi.Input[str]] = [
+            f"{key}={value}" for key, value in sorted(spec.env.items())
+        ]
         for key, value in sorted(self._args.secret_env.get(spec.role, {}).items()):
             envs.append(pulumi.Output.concat(f"{key}=", value))
         healthcheck = None
@@ -233,4 +243,3 @@ class SidecarService(pulumi.ComponentResource):
 
 def _mount(volume: docker.Volume, target: str, *, read_only: bool = False) -> dict[str, Any]:
     return {"type": "volume", "source": volume.name, "target": target, "read_only": read_only}
-

@@ -63,7 +63,10 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
         {"action": "accept", "src": [ADMINS], "dst": ["*:*"]},
     ]
     member_dst = sorted(
-        f"{tag}:{port}" for piece in pieces if piece.ports for tag in piece.tags
+        f"{tag}:{port}"
+        for piece in pieces
+        if piece.ports
+        for tag in piece.tags
         for port in piece.ports
     )
     if people.members and member_dst:
@@ -130,8 +133,14 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
 def _tests(people: People, pieces: Sequence[PolicyPiece], tags: Sequence[str]) -> list[dict]:
     """Tests Tailscale runs before it accepts the policy: the admins keep their access."""
     admin = sorted(people.admins)[0]
-    reachable = sorted({f"{tag}:{port}" for piece in pieces for tag in piece.tags
-                        for port in (piece.ports or (22,))})
+    reachable = sorted(
+        {
+            f"{tag}:{port}"
+            for piece in pieces
+            for tag in piece.tags
+            for port in (piece.ports or (22,))
+        }
+    )
     tests: list[dict[str, Any]] = [{"src": admin, "accept": reachable}] if reachable else []
     if people.members:
         member = sorted(people.members)[0]

@@ -1,0 +1,173 @@
+"""Turn a recorded offline run into a plan: a tree for people, JSON for machines.
+
+Secrets never leave this module in clear: every value the program marked secret is written as
+``[secret]``, in the tree and in the JSON alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from offline.engine import Recording, Secret, Unknown, run_program
+from offline.project import ProjectConfig
+
+REDACTED = "[secret]"
+
+# The few inputs a reviewer looks at, per resource type.
+SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "aws:ec2/vpc:Vpc": ("cidrBlock",),
+    "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
+    "aws:ec2/securityGroup:SecurityGroup": ("ingress",),
+    "aws:ec2/instance:Instance": (
+        "instanceType",
+        "instanceMarketOptions",
+        "sourceDestCheck",
+        "metadataOptions",
+    ),
+    "aws:ebs/volume:Volume": ("size", "type", "encrypted", "availabilityZone"),
+    "aws:ssm/parameter:Parameter": ("name", "type", "value"),
+    "aws:ec2/volumeAttachment:VolumeAttachment": ("deviceName",),
+    "docker:index/remoteImage:RemoteImage": ("name",),
+    "docker:index/volume:Volume": ("name",),
+    "docker:index/network:Network": ("name", "options"),
+    "docker:index/container:Container": ("name", "networkMode", "ports", "gpus"),
+    "pulumi:providers:docker": ("host",),
+    "tailscale:index/tailnetKey:TailnetKey": ("tags", "reusable", "preauthorized", "expiry"),
+    "tailscale:index/acl:Acl": ("overwriteExistingContent",),
+    "tailscale:index/dnsConfiguration:DnsConfiguration": ("magicDns", "splitDns"),
+    "tailscale:index/tailnetSettings:TailnetSettings": (
+        "httpsEnabled",
+        "devicesApprovalOn",
+        "devicesKeyDurationDays",
+    ),
+}
+
+
+def redact(value: Any) -> Any:
+    """The value with secrets replaced by ``[secret]`` and unknowns by ``[unknown]``."""
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, Unknown):
+        return "[unknown]"
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -> dict[str, Any]:
+    """The plan as one JSON-ready document."""
+    resources = [
+        {
+            "urn": r.urn,
+            "type": r.type,
+            "name": r.name,
+            "parent": r.parent or recording.stack_urn,
+            "custom": r.custom,
+            "protect": r.protect,
+            "retainOnDelete": r.retain_on_delete,
+            "ignoreChanges": r.ignore_changes,
+            "inputs": redact(r.inputs),
+        }
+        for r in recording.resources
+    ]
+    counts = Counter(r.type for r in recording.resources if r.custom)
+    return {
+        "project": project.project,
+        "stack": project.stack,
+        "mode": "preview" if preview else "up",
+        "placeholders": project.placeholders,
+        "resources": resources,
+        "counts": dict(sorted(counts.items())),
+        "lookups": dict(sorted(recording.calls.items())),
+        "outputs": redact(dict(sorted(recording.outputs.items()))),
+    }
+
+
+def plan_project(directory: Path, project: ProjectConfig, *, preview: bool) -> dict[str, Any]:
+    """Run the program offline and build its plan."""
+    region = project.config.get("aws:region", "eu-central-1")
+    recording = run_program(
+        directory,
+        project=project.project,
+        stack=project.stack,
+        config=project.config,
+        secret_keys=project.secret_keys,
+        preview=preview,
+        region=region,
+    )
+    return build_plan(project, recording, preview=preview)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def _summary(resource: dict[str, Any]) -> str:
+    keys = SUMMARY_KEYS.get(resource["type"], ())
+    parts = [
+        f"{key}={_short(resource['inputs'][key])}" for key in keys if key in resource["inputs"]
+    ]
+    flags = [flag for flag in ("protect", "retainOnDelete") if resource[flag]]
+    if resource["ignoreChanges"]:
+        flags.append("ignoreChanges=" + ",".join(resource["ignoreChanges"]))
+    if flags:
+        parts.append("[" + " ".join(flags) + "]")
+    return "  ".join(parts)
+
+
+def _tree(plan: dict[str, Any]) -> Iterator[str]:
+    children: dict[str, list[dict[str, Any]]] = {}
+    for resource in plan["resources"]:
+        children.setdefault(resource["parent"], []).append(resource)
+
+    def walk(urn: str, prefix: str) -> Iterator[str]:
+        kids = sorted(children.get(urn, []), key=lambda r: (r["custom"], r["name"], r["type"]))
+        for index, resource in enumerate(kids):
+            last = index == len(kids) - 1
+            branch = "└─ " if last else "├─ "
+            summary = _summary(resource)
+            line = f"{prefix}{branch}{resource['name']}  ({resource['type']})"
+            yield f"{line}  {summary}" if summary else line
+            yield from walk(resource["urn"], prefix + ("   " if last else "│  "))
+
+    stack_urn = f"urn:pulumi:{plan['stack']}::{plan['project']}::pulumi:pulumi:Stack::"
+    stack_urn += f"{plan['project']}-{plan['stack']}"
+    yield f"{plan['project']}-{plan['stack']}  (pulumi:pulumi:Stack)"
+    yield from walk(stack_urn, "")
+
+
+def render_text(plan: dict[str, Any]) -> str:
+    """The plan for people: tree, counts per type, outputs."""
+    lines = [
+        f"Offline plan of stack {plan['stack']} ({plan['mode']} mode, mock engine: "
+        "nothing was created and no network was used)",
+    ]
+    if plan["placeholders"]:
+        lines.append(
+            "Secrets only the stack's secrets provider can decrypt were replaced by "
+            "placeholders: " + ", ".join(plan["placeholders"])
+        )
+    lines += ["", *_tree(plan), "", "Resources by type:"]
+    width = max((len(t) for t in plan["counts"]), default=0)
+    for type_, count in plan["counts"].items():
+        lines.append(f"  {type_:<{width}}  {count:>3}")
+    lines.append(f"  {'total':<{width}}  {sum(plan['counts'].values()):>3}")
+    lines += ["", "Outputs:"]
+    for key, value in plan["outputs"].items():
+        if isinstance(value, str) and "\n" in value:
+            lines.append(f"  {key}: ({len(value.splitlines())} lines)")
+        else:
+            lines.append(f"  {key}: {json.dumps(value, sort_keys=True)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(plan: dict[str, Any]) -> str:
+    """The plan for machines."""
+    return json.dumps(plan, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,67 @@
+"""Shared fixtures: the offline engine, the dev stack's config, and the real checkers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offline.engine import Recording, record, run_program
+from offline.project import ProjectConfig, read_project
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def dev_project() -> ProjectConfig:
+    """The dev stack's config exactly as the offline plan reads it."""
+    return read_project(ROOT, "dev")
+
+
+def dev_config_objects() -> dict[str, Any]:
+    """The dev stack's structured config keys as Python objects, for tests to modify."""
+    project = read_project(ROOT, "dev")
+    return {
+        key.split(":", 1)[1]: json.loads(value)
+        for key, value in project.config.items()
+        if key.startswith("homelab:") and value.startswith(("{", "["))
+    }
+
+
+@pytest.fixture
+def run_stack() -> Callable[..., Recording]:
+    """Run __main__.py with the dev stack's config, optionally replacing structured keys."""
+
+    def run(objects: dict[str, Any] | None = None, *, preview: bool = False) -> Recording:
+        project = read_project(ROOT, "dev")
+        config = dict(project.config)
+        for key, value in (objects or {}).items():
+            config[f"homelab:{key}"] = json.dumps(value)
+        return run_program(
+            ROOT,
+            project=project.project,
+            stack=project.stack,
+            config=config,
+            secret_keys=project.secret_keys,
+            preview=preview,
+        )
+
+    return run
+
+
+@pytest.fixture
+def record_program() -> Callable[..., Recording]:
+    """Run any function that builds resources inside a fresh mock stack and record it."""
+    return record
+
+
+def require_tool(name: str) -> str:
+    """The path of a checker that make setup installs; fail (not skip) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run `make setup` (see the README)")
+    return path
