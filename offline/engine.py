@@ -84,6 +84,7 @@ class Registration:
     """One resource as the program registered it."""
 
     urn: str
+    id: str
     type: str
     name: str
     parent: str
@@ -191,6 +192,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self.order.append(response.urn)
             self.registrations[response.urn] = Registration(
                 urn=response.urn,
+                id=response.id,
                 type=request.type,
                 name=request.name,
                 parent=request.parent,

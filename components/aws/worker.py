@@ -128,7 +128,7 @@ class GpuWorker(pulumi.ComponentResource):
         )
 
         aws.ec2.VolumeAttachment(
-            f"{name}-models",
+            f"{name}-models-attachment",
             device_name=MODELS_DEVICE,
             volume_id=models.id,
             instance_id=instance.id,

@@ -193,7 +193,7 @@ class SidecarService(pulumi.ComponentResource):
     def _volume(self, role: str, *, data: bool) -> docker.Volume:
         # Data volumes outlive the stack: protected against deletes, kept if removed from code.
         return docker.Volume(
-            f"{self._name}-{role}",
+            f"{self._name}-volume-{role}",
             name=f"{self._name}-{role}",
             opts=pulumi.ResourceOptions(parent=self, protect=data, retain_on_delete=data),
         )

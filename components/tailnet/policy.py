@@ -104,7 +104,17 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
             approvers["exitNode"] = exit_tags
         policy["autoApprovers"] = approvers
 
-    funnel_tags = sorted({tag for piece in pieces if piece.funnel for tag in piece.tags})
+    # Funnel goes to the tags that only public devices carry, so no private device gets it.
+    private_tags = {tag for piece in pieces if not piece.funnel for tag in piece.tags}
+    funnel_tags = sorted(
+        {tag for piece in pieces if piece.funnel for tag in piece.tags} - private_tags
+    )
+    for piece in pieces:
+        if piece.funnel and not set(piece.tags) - private_tags:
+            raise PolicyError(
+                f"{piece.owner} asks for Funnel but carries no tag of its own: "
+                "every tag it has is also on private devices"
+            )
     if funnel_tags:
         policy["nodeAttrs"] = [{"target": funnel_tags, "attr": ["funnel"]}]
 
