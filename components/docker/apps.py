@@ -44,6 +44,8 @@ class ContainerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     volumes: Mapping[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Path -> content of files written into the container before it starts."""
     healthcheck: Healthcheck | None = None
     after: tuple[str, ...] = ()
     """Roles that must be healthy-started before this one (start order)."""
@@ -74,6 +76,15 @@ def _retag(image: str, version: str) -> str:
     repository = image.rsplit("@", 1)[0].rsplit(":", 1)[0]
     return f"{repository}:{version}"
 
+
+MOSQUITTO_CONF = "/etc/homelab/mosquitto.conf"
+MOSQUITTO_CONFIG = """\
+listener 1883
+allow_anonymous true
+persistence true
+persistence_location /mosquitto/data/
+log_dest stdout
+"""
 
 _IMMICH_DB = {
     "DB_HOSTNAME": "database",
@@ -147,7 +158,10 @@ _APPS: dict[str, AppSpec] = {
         front=ContainerSpec(
             role="broker",
             image="docker.io/eclipse-mosquitto:2.0.22",
-            volumes={"data": "/mosquitto/data", "config": "/mosquitto/config"},
+            volumes={"data": "/mosquitto/data"},
+            # The image's default listens on localhost only; LAN devices need every interface.
+            command=("mosquitto", "-c", MOSQUITTO_CONF),
+            files={MOSQUITTO_CONF: MOSQUITTO_CONFIG},
         ),
         tcp_ports=(1883,),
         http=False,

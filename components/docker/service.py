@@ -223,6 +223,9 @@ class SidecarService(pulumi.ComponentResource):
             envs=envs,
             mounts=mounts,
             command=list(spec.command) or None,
+            uploads=[
+                {"file": path, "content": content} for path, content in sorted(spec.files.items())
+            ],
             healthcheck=healthcheck,
             **extra,
         )

@@ -119,7 +119,8 @@ def test_worker_is_a_persistent_spot_instance_that_stops_on_interruption(lab):
 def test_models_volume_outlives_the_worker(lab):
     volume = lab.named("ollama-models")
     assert volume.type == "aws:ebs/volume:Volume"
-    assert volume.protect and volume.retain_on_delete, volume.urn
+    assert volume.protect, volume.urn
+    assert volume.retain_on_delete, volume.urn
     assert volume.inputs["encrypted"] is True, volume.urn
     (attachment,) = lab.of_type("aws:ec2/volumeAttachment:VolumeAttachment")
     assert attachment.inputs["volumeId"] == volume.id, attachment.urn

@@ -68,7 +68,8 @@ def immich(record_program):
 
 def test_sidecar_state_survives_recreation(immich):
     state = immich.named("photos-volume-tailscale-state")
-    assert state.protect and state.retain_on_delete, state.urn
+    assert state.protect, state.urn
+    assert state.retain_on_delete, state.urn
     sidecar = containers(immich)["photos-tailscale"]
     assert envs(sidecar)["TS_STATE_DIR"] == "/var/lib/tailscale", sidecar.urn
     assert {
@@ -82,7 +83,8 @@ def test_sidecar_state_survives_recreation(immich):
 def test_every_data_volume_is_protected_and_retained(immich):
     for role in ("library", "database", "model-cache", "tailscale-state"):
         volume = immich.named(f"photos-volume-{role}")
-        assert volume.protect and volume.retain_on_delete, volume.urn
+        assert volume.protect, volume.urn
+        assert volume.retain_on_delete, volume.urn
 
 
 def test_sidecar_uses_kernel_networking_with_a_complete_tun_device(immich):
