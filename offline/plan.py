@@ -74,7 +74,7 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
             "ignoreChanges": r.ignore_changes,
             "inputs": redact(r.inputs),
         }
-        for r in recording.resources
+        for r in sorted(recording.resources, key=lambda r: r.urn)
     ]
     counts = Counter(r.type for r in recording.resources if r.custom)
     return {

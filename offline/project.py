@@ -71,12 +71,22 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ProjectError(f"{path} does not exist") from None
     except yaml.YAMLError as error:
-        raise ProjectError(f"{path} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "unreadable"
+        raise ProjectError(f"{path} is not valid YAML{where}: {problem}") from None
     if document is None:
         return {}
     if not isinstance(document, dict):
         raise ProjectError(f"{path} must hold a mapping")
     return document
+
+
+def _config_section(document: dict[str, Any], path: Path) -> dict[str, Any]:
+    section = document.get("config") or {}
+    if not isinstance(section, dict):
+        raise ProjectError(f"{path}: config must be a mapping of keys to values")
+    return section
 
 
 def read_project(directory: Path, stack: str) -> ProjectConfig:
@@ -90,7 +100,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
     secret_keys: list[str] = []
     placeholders: list[str] = []
     declared_secrets: list[str] = []
-    for key, declaration in (project_file.get("config") or {}).items():
+    for key, declaration in _config_section(project_file, directory / "Pulumi.yaml").items():
         full = _full_key(project, key)
         if isinstance(declaration, dict):
             if declaration.get("secret"):
@@ -101,7 +111,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
             config[full] = _text(declaration)
 
     stack_file = _load_yaml(directory / f"Pulumi.{stack}.yaml")
-    for key, value in (stack_file.get("config") or {}).items():
+    for key, value in _config_section(stack_file, directory / f"Pulumi.{stack}.yaml").items():
         full = _full_key(project, key)
         if _contains_secure(value):
             secret_keys.append(full)

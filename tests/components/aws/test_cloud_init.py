@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -70,16 +68,6 @@ SCRIPTS = {
 }
 
 
-@pytest.fixture
-def venv_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Put the venv's scripts (shellcheck) on PATH for ``require_tool``.
-
-    ``python -m pytest`` from the venv does not put its bin directory on PATH by itself.
-    """
-    scripts = sysconfig.get_path("scripts")
-    monkeypatch.setenv("PATH", os.pathsep.join([scripts, os.environ.get("PATH", "")]))
-
-
 def cloud_init_schema(path: Path) -> subprocess.CompletedProcess[str]:
     cloud_init = require_tool("cloud-init")
     return subprocess.run(
@@ -112,7 +100,6 @@ def test_cloud_init_schema_rejects_a_malformed_document(tmp_path: Path):
 
 
 @pytest.mark.tool
-@pytest.mark.usefixtures("venv_tools")
 @pytest.mark.parametrize("script", list(SCRIPTS.values()), ids=list(SCRIPTS))
 def test_every_script_passes_shellcheck_as_posix_sh(script: str, tmp_path: Path):
     shellcheck = require_tool("shellcheck")

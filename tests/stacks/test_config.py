@@ -1,0 +1,516 @@
+"""The config models and the one-line message :func:`stacks.load.parse_config` makes of a failure.
+
+Every invalid config is the dev stack's config with one change, so each case fails for exactly the
+reason its id names. A message must name the key path a user would type after
+``pulumi config set --path homelab:...``, say what is wrong on one line, and never echo a secret.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import dev_config_objects
+
+from stacks.config import HomelabConfig
+from stacks.load import ConfigError, parse_config
+
+#: A valid Immich database password (at least 16 characters) for the configs under test.
+PASSWORD = "correct-horse-battery-staple"
+#: Text that must never reach a config message: tracebacks and pydantic's own formatting.
+NOT_IN_MESSAGES = (
+    "Traceback",
+    'File "',
+    "ValidationError",
+    "validation error",
+    "errors.pydantic.dev",
+    "[key]",
+)
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def dev_raw() -> dict[str, Any]:
+    """The dev stack's config as parse_config receives it, with a valid Immich password."""
+    raw = copy.deepcopy(dev_config_objects())
+    raw["secrets"] = {"immichDatabasePassword": PASSWORD}
+    return raw
+
+
+def _parent(raw: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    *parents, last = path.split(".")
+    node = raw
+    for key in parents:
+        node = node[key]
+    return node, last
+
+
+def put(path: str, value: Any) -> Edit:
+    """Set the key at the dotted ``path`` (adding it when it is new)."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        node, key = _parent(raw, path)
+        node[key] = copy.deepcopy(value)
+
+    return edit
+
+
+def drop(path: str) -> Edit:
+    """Remove the key at the dotted ``path``."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        node, key = _parent(raw, path)
+        del node[key]
+
+    return edit
+
+
+def rename(path: str, new_name: str) -> Edit:
+    """Move the value at the dotted ``path`` to a sibling key named ``new_name``."""
+
+    def edit(raw: dict[str, Any]) -> None:
+        node, key = _parent(raw, path)
+        node[new_name] = node.pop(key)
+
+    return edit
+
+
+def case(case_id: str, edit: Edit, path: str, fragment: str, *, secret: str | None = None) -> Any:
+    return pytest.param(edit, path, fragment, secret, id=case_id)
+
+
+QUIZ = "hosts.tequila.services.quiz"
+MQTT = "hosts.tequila.services.mqtt"
+OLLAMA = "aws.workers.ollama"
+
+INVALID = [
+    # Wrong types.
+    case(
+        "tailnet-not-a-mapping",
+        put("tailnet", "tail4e2c1.ts.net"),
+        "tailnet",
+        "expected an object",
+    ),
+    case(
+        "lan-port-published-twice-on-a-host",
+        put("hosts.tequila.services.home.lanPorts", [1883]),
+        "hosts.tequila.services.mqtt.lanPorts",
+        "already published on the LAN",
+    ),
+    case(
+        "service-reaches-itself",
+        put("hosts.tequila.services.mqtt.reaches", ["mqtt"]),
+        "hosts.tequila.services.mqtt.reaches[0]",
+        "reach itself",
+    ),
+    case(
+        "key-expiry-days-not-a-number",
+        put("tailnet.keyExpiryDays", "forever"),
+        "tailnet.keyExpiryDays",
+        "valid integer",
+    ),
+    case(
+        "admins-not-a-list",
+        put("tailnet.admins", "admin@example.com"),
+        "tailnet.admins",
+        "valid list",
+    ),
+    case(
+        "services-not-a-mapping",
+        put("hosts.tequila.services", ["photos", "media"]),
+        "hosts.tequila.services",
+        "expected an object",
+    ),
+    case(
+        "service-gpu-not-a-bool",
+        put("hosts.tequila.services.media.gpu", "maybe"),
+        "hosts.tequila.services.media.gpu",
+        "valid boolean",
+    ),
+    case(
+        "router-instance-type-not-a-string",
+        put("aws.router.instanceType", 5),
+        "aws.router.instanceType",
+        "valid string",
+    ),
+    # Unknown keys, top level and nested.
+    case("unknown-top-level-key", put("tailnett", {}), "tailnett", "is not a known key"),
+    case(
+        "unknown-key-magicDNS",
+        rename("tailnet.magicDns", "magicDNS"),
+        "tailnet.magicDNS",
+        "check its spelling and camelCase",
+    ),
+    case(
+        "unknown-key-snake-case",
+        rename("aws.router.exitNode", "exit_node"),
+        "aws.router.exit_node",
+        "is not a known key",
+    ),
+    case("unknown-service-key", put(f"{QUIZ}.ports", [8080]), f"{QUIZ}.ports", "not a known key"),
+    # Missing keys.
+    case("missing-tailnet", drop("tailnet"), "tailnet", "is required"),
+    case("missing-tailnet-domain", drop("tailnet.domain"), "tailnet.domain", "is required"),
+    case("missing-tailnet-admins", drop("tailnet.admins"), "tailnet.admins", "is required"),
+    case("no-tailnet-admins", put("tailnet.admins", []), "tailnet.admins", "at least 1 item"),
+    case("missing-worker-workload", drop(f"{OLLAMA}.workload"), f"{OLLAMA}.workload", "required"),
+    # The tailnet.
+    case(
+        "tailnet-domain-not-ts-net",
+        put("tailnet.domain", "example.com"),
+        "tailnet.domain",
+        "is not a tailnet DNS name: expected <name>.ts.net",
+    ),
+    case(
+        "tailnet-domain-uppercase",
+        put("tailnet.domain", "Tail4e2c1.ts.net"),
+        "tailnet.domain",
+        "is not a tailnet DNS name",
+    ),
+    case(
+        "admin-not-an-email",
+        put("tailnet.admins", ["admin"]),
+        "tailnet.admins[0]",
+        "'admin' is not an email address",
+    ),
+    case(
+        "member-email-without-dot",
+        put("tailnet.members", ["family@example.com", "kid@example"]),
+        "tailnet.members[1]",
+        "is not an email address",
+    ),
+    case(
+        "key-expiry-days-too-long",
+        put("tailnet.keyExpiryDays", 365),
+        "tailnet.keyExpiryDays",
+        "less than or equal to 180",
+    ),
+    # Hosts.
+    case(
+        "docker-url-http",
+        put("hosts.tequila.docker", "http://tequila:2375"),
+        "hosts.tequila.docker",
+        "is not a Docker endpoint",
+    ),
+    case(
+        "docker-url-ssh-without-user",
+        put("hosts.tequila.docker", "ssh://tequila"),
+        "hosts.tequila.docker",
+        "expected ssh://user@host",
+    ),
+    case(
+        "lan-address-out-of-range",
+        put("hosts.tequila.lanAddress", "192.168.1.300"),
+        "hosts.tequila.lanAddress",
+        "'192.168.1.300' is not an IPv4 address",
+    ),
+    case(
+        "lan-address-ipv6",
+        put("hosts.tequila.lanAddress", "fe80::1"),
+        "hosts.tequila.lanAddress",
+        "is not an IPv4 address",
+    ),
+    case(
+        "unknown-host-kind",
+        put("hosts.tequila.kind", "windows"),
+        "hosts.tequila.kind",
+        "'wsl2' or 'linux'",
+    ),
+    case(
+        "host-name-uppercase",
+        rename("hosts.tequila", "Tequila"),
+        "hosts.Tequila",
+        "'Tequila' is not a DNS label",
+    ),
+    # Services.
+    case(
+        "duplicate-lan-ports",
+        put(f"{MQTT}.lanPorts", [1883, 8883, 1883]),
+        f"{MQTT}.lanPorts",
+        "lists a port twice",
+    ),
+    case(
+        "lan-port-out-of-range",
+        put(f"{MQTT}.lanPorts", [1883, 70000]),
+        f"{MQTT}.lanPorts[1]",
+        "less than or equal to 65535",
+    ),
+    case("web-port-zero", put(f"{QUIZ}.port", 0), f"{QUIZ}.port", "greater than or equal to 1"),
+    case("unknown-app", put(f"{QUIZ}.app", "nextcloud"), f"{QUIZ}.app", "(got 'nextcloud')"),
+    case("unknown-proxy-mode", put(f"{QUIZ}.proxy", "traefik"), f"{QUIZ}.proxy", "'nginx' or"),
+    case("web-without-image", drop(f"{QUIZ}.image"), f"{QUIZ}.image", "required for app 'web'"),
+    case("web-without-port", drop(f"{QUIZ}.port"), f"{QUIZ}.port", "is required for app 'web'"),
+    case(
+        "image-without-tag",
+        put(f"{QUIZ}.image", "ghcr.io/example/quiz"),
+        f"{QUIZ}.image",
+        "is not a pinned image reference",
+    ),
+    case(
+        "image-with-short-digest",
+        put(f"{QUIZ}.image", "ghcr.io/example/quiz:1.4.2@sha256:abc123"),
+        f"{QUIZ}.image",
+        "@sha256:<64 hex digits>",
+    ),
+    case(
+        "image-uppercase-repository",
+        put(f"{QUIZ}.image", "ghcr.io/Example/quiz:1.4.2"),
+        f"{QUIZ}.image",
+        "is not a pinned image reference",
+    ),
+    case(
+        "service-name-uppercase",
+        rename("hosts.tequila.services.photos", "Photos"),
+        "hosts.tequila.services.Photos",
+        "is not a DNS label",
+    ),
+    case(
+        "service-name-underscore",
+        rename("hosts.tequila.services.media", "my_media"),
+        "hosts.tequila.services.my_media",
+        "'my_media' is not a DNS label",
+    ),
+    case(
+        "reaches-not-a-label",
+        put("hosts.tequila.services.home.reaches", ["MQTT"]),
+        "hosts.tequila.services.home.reaches[0]",
+        "is not a DNS label",
+    ),
+    case(
+        "gpu-service-on-host-without-gpu",
+        put("hosts.tequila.gpu", False),
+        "hosts.tequila.services.media.gpu",
+        "asks for a GPU but the host sets gpu: false",
+    ),
+    case(
+        "lan-ports-without-lan-address",
+        drop("hosts.tequila.lanAddress"),
+        f"{MQTT}.lanPorts",
+        "needs the host's lanAddress",
+    ),
+    case(
+        "tailnet-name-of-service-and-worker",
+        rename(OLLAMA, "media"),
+        "aws.workers.media",
+        "tailnet name 'media' is already used by hosts.tequila.services.media",
+    ),
+    case(
+        "tailnet-name-of-services-on-two-hosts",
+        put(
+            "hosts.shaker",
+            {"docker": "unix:///var/run/docker.sock", "services": {"quiz": {"app": "mosquitto"}}},
+        ),
+        "hosts.shaker.services.quiz",
+        f"is already used by {QUIZ}",
+    ),
+    case(
+        "reaches-missing-service",
+        put("hosts.tequila.services.home.reaches", ["mqtt", "zigbee"]),
+        "hosts.tequila.services.home.reaches[1]",
+        "no service is named 'zigbee'",
+    ),
+    # AWS.
+    case(
+        "vpc-cidr-public",
+        put("aws.vpcCidr", "8.8.0.0/16"),
+        "aws.vpcCidr",
+        "is not a private IPv4 network",
+    ),
+    case(
+        "vpc-cidr-host-bits-set",
+        put("aws.vpcCidr", "10.60.0.1/16"),
+        "aws.vpcCidr",
+        "'10.60.0.1/16' is not a private IPv4 network",
+    ),
+    case("vpc-cidr-not-a-network", put("aws.vpcCidr", "vpc"), "aws.vpcCidr", "for example"),
+    case("vpc-cidr-slash-8", put("aws.vpcCidr", "10.0.0.0/8"), "aws.vpcCidr", "from /16 to /24"),
+    case("vpc-cidr-slash-28", put("aws.vpcCidr", "10.60.0.0/28"), "aws.vpcCidr", "from /16 to /24"),
+    case(
+        "one-availability-zone",
+        put("aws.availabilityZones", 1),
+        "aws.availabilityZones",
+        "greater than or equal to 2",
+    ),
+    case(
+        "max-spot-price-zero",
+        put(f"{OLLAMA}.maxSpotPrice", 0),
+        f"{OLLAMA}.maxSpotPrice",
+        "greater than 0",
+    ),
+    case(
+        "models-volume-too-small",
+        put(f"{OLLAMA}.modelsVolumeGib", 5),
+        f"{OLLAMA}.modelsVolumeGib",
+        "greater than or equal to 10",
+    ),
+    case(
+        "unknown-worker-workload",
+        put(f"{OLLAMA}.workload", "comfyui"),
+        f"{OLLAMA}.workload",
+        "'ollama', 'fooocus' or 'whisper'",
+    ),
+    case(
+        "worker-name-uppercase",
+        rename(OLLAMA, "Ollama"),
+        "aws.workers.Ollama",
+        "is not a DNS label",
+    ),
+    # The secret: the message names the flat Pulumi key and never shows the value.
+    case(
+        "missing-immich-password",
+        put("secrets", {}),
+        "immichDatabasePassword",
+        "needs a secret of at least 16 characters for hosts.tequila.services.photos",
+    ),
+    case(
+        "short-immich-password",
+        put("secrets.immichDatabasePassword", "fifteen-chars-x"),
+        "immichDatabasePassword",
+        "pulumi config set --secret immichDatabasePassword",
+        secret="fifteen-chars-x",
+    ),
+    case(
+        "immich-password-not-a-string",
+        put("secrets.immichDatabasePassword", 1234567890123456789),
+        "immichDatabasePassword",
+        "valid string",
+        secret="1234567890123456789",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "fragment", "secret"), INVALID)
+def test_invalid_config_names_the_key(
+    edit: Edit, path: str, fragment: str, secret: str | None
+) -> None:
+    raw = dev_raw()
+    edit(raw)
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw)
+
+    message = str(raised.value)
+    assert message.startswith(f"config key {path}: "), message
+    assert fragment in message
+    assert "\n" not in message
+    for text in NOT_IN_MESSAGES:
+        assert text not in message
+    assert PASSWORD not in message
+    if secret is not None:
+        assert secret not in message
+    # Raised "from None": Pulumi prints a RunError's message alone, without the pydantic error.
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+
+
+def test_invalid_cases_are_distinct() -> None:
+    ids = [param.id for param in INVALID]
+    assert len(ids) >= 20
+    assert len(set(ids)) == len(ids)
+
+
+def test_dev_config_parses() -> None:
+    config = parse_config(dev_raw())
+
+    assert isinstance(config, HomelabConfig)
+    assert config.tailnet.domain == "tail4e2c1.ts.net"
+    assert config.tailnet.admins == ["admin@example.com"]
+    tequila = config.hosts["tequila"]
+    assert tequila.kind == "wsl2"
+    assert tequila.gpu
+    assert set(tequila.services) == {"photos", "home", "media", "quiz", "mqtt"}
+    assert tequila.services["mqtt"].lan_ports == [1883]
+    assert tequila.services["home"].reaches == ["mqtt"]
+    assert config.aws is not None
+    assert config.aws.router.exit_node
+    assert set(config.aws.workers) == {"ollama", "fooocus"}
+    assert config.aws.workers["ollama"].models_volume_gib == 150
+
+
+def test_secret_is_kept_secret() -> None:
+    config = parse_config(dev_raw())
+
+    password = config.secrets.immich_database_password
+    assert password is not None
+    assert password.get_secret_value() == PASSWORD
+    assert PASSWORD not in repr(config)
+    assert PASSWORD not in str(config)
+
+
+def test_password_of_sixteen_characters_is_enough() -> None:
+    raw = dev_raw()
+    raw["secrets"]["immichDatabasePassword"] = "x" * 16
+
+    parse_config(raw)
+
+
+def test_no_password_needed_without_immich() -> None:
+    raw = dev_raw()
+    del raw["hosts"]["tequila"]["services"]["photos"]
+    raw["secrets"] = {}
+
+    config = parse_config(raw)
+
+    assert config.secrets.immich_database_password is None
+
+
+def test_defaults_are_applied() -> None:
+    config = parse_config(
+        {
+            "tailnet": {"domain": "tail4e2c1.ts.net", "admins": ["admin@example.com"]},
+            "hosts": {
+                "shaker": {
+                    "docker": "unix:///var/run/docker.sock",
+                    "services": {"mqtt": {"app": "mosquitto"}},
+                }
+            },
+            "aws": {"workers": {"whisper": {"workload": "whisper"}}},
+        }
+    )
+
+    tailnet = config.tailnet
+    assert tailnet.magic_dns
+    assert tailnet.https_certificates
+    assert not tailnet.device_approval
+    assert (tailnet.key_expiry_days, tailnet.join_key_expiry_days) == (180, 90)
+    assert tailnet.members == []
+    host = config.hosts["shaker"]
+    assert (host.kind, host.lan_address, host.gpu) == ("linux", None, False)
+    service = host.services["mqtt"]
+    assert (service.proxy, service.public, service.gpu) == ("serve", False, False)
+    assert (service.image, service.port, service.version) == (None, None, None)
+    assert (service.lan_ports, service.reaches) == ([], [])
+    aws = config.aws
+    assert aws is not None
+    assert (aws.vpc_cidr, aws.availability_zones) == ("10.60.0.0/16", 2)
+    assert aws.router.instance_type == "t4g.nano"
+    assert not aws.router.exit_node
+    assert aws.router.direct_udp
+    worker = aws.workers["whisper"]
+    assert (worker.instance_type, worker.max_spot_price, worker.models_volume_gib) == (
+        "g4dn.xlarge",
+        0.35,
+        100,
+    )
+    assert config.secrets.immich_database_password is None
+
+
+def test_router_defaults_when_the_dev_stack_leaves_it_out() -> None:
+    raw = dev_raw()
+    del raw["aws"]["router"]
+
+    config = parse_config(raw)
+
+    assert config.aws is not None
+    assert config.aws.router.instance_type == "t4g.nano"
+
+
+def test_only_the_tailnet_is_required() -> None:
+    config = parse_config(
+        {"tailnet": {"domain": "tail4e2c1.ts.net", "admins": ["admin@example.com"]}}
+    )
+
+    assert config.hosts == {}
+    assert config.aws is None
