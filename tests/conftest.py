@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
@@ -71,3 +72,16 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run `make setup` (see the README)")
     return path
+
+
+def shellcheck(script: str, directory: Path, *exclude: str) -> subprocess.CompletedProcess[str]:
+    """Run the real shellcheck on ``script`` as POSIX sh, the shell the scripts run under."""
+    path = directory / "script.sh"
+    path.write_text(script)
+    excludes = ["-e", ",".join(exclude)] if exclude else []
+    return subprocess.run(
+        [require_tool("shellcheck"), "-s", "sh", *excludes, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -19,7 +19,7 @@ from components.aws.cloud_init import (
     scripts_of,
 )
 from components.aws.worker import WORKLOADS
-from tests.conftest import require_tool
+from tests.conftest import require_tool, shellcheck
 
 VPC_CIDR = "10.60.0.0/16"
 VOLUME_ID = "vol-0a1b2c3d4e5f60718"
@@ -102,16 +102,8 @@ def test_cloud_init_schema_rejects_a_malformed_document(tmp_path: Path):
 @pytest.mark.tool
 @pytest.mark.parametrize("script", list(SCRIPTS.values()), ids=list(SCRIPTS))
 def test_every_script_passes_shellcheck_as_posix_sh(script: str, tmp_path: Path):
-    shellcheck = require_tool("shellcheck")
-    path = tmp_path / "script.sh"
-    path.write_text(script)
     # SC1091 only says shellcheck cannot read the target machine's /etc/os-release from here.
-    result = subprocess.run(
-        [shellcheck, "-s", "sh", "-e", "SC1091", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = shellcheck(script, tmp_path, "SC1091")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

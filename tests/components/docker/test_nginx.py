@@ -16,7 +16,7 @@ from components.docker.nginx import (
     render_nginx_config,
     render_nginx_entrypoint,
 )
-from tests.conftest import require_tool
+from tests.conftest import require_tool, shellcheck
 
 FQDN = "photos.tail4e2c1.ts.net"
 WEB_IMAGE = "ghcr.io/example/quiz:1.4.2"
@@ -202,12 +202,7 @@ SCRIPTS = {
 @pytest.mark.tool
 @pytest.mark.parametrize("script", list(SCRIPTS.values()), ids=list(SCRIPTS))
 def test_proxy_scripts_pass_shellcheck_as_posix_sh(script: str, tmp_path: Path):
-    shellcheck = require_tool("shellcheck")
-    path = tmp_path / "script.sh"
-    path.write_text(script)
-    result = subprocess.run(
-        [shellcheck, "-s", "sh", str(path)], capture_output=True, text=True, timeout=60
-    )
+    result = shellcheck(script, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
