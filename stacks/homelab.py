@@ -11,7 +11,13 @@ from components.aws.worker import GpuWorker, GpuWorkerArgs
 from components.docker.apps import app_spec
 from components.docker.host import DockerHost, DockerHostArgs, HostedService
 from components.docker.service import SidecarServiceArgs
-from components.tailnet.policy import People, PolicyPiece, dump_policy, render_policy
+from components.tailnet.policy import (
+    People,
+    PolicyError,
+    PolicyPiece,
+    dump_policy,
+    render_policy,
+)
 from components.tailnet.tailnet import JoinRole, Tailnet, TailnetArgs
 from stacks.config import HomelabConfig, ServiceConfig
 from stacks.load import ConfigError, load_config
@@ -75,6 +81,17 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
     return pieces
 
 
+def join_roles(config: HomelabConfig) -> list[JoinRole]:
+    """The device roles the stack has: Tailscale refuses keys for tags no policy owns."""
+    services = [s for host in config.hosts.values() for s in host.services.values()]
+    needed = {"public-service" if s.public else "service" for s in services}
+    if config.aws is not None:
+        needed.add("router")
+        if config.aws.workers:
+            needed.add("worker")
+    return [role for name, role in ROLES.items() if name in needed]
+
+
 def split_dns(config: HomelabConfig, region: str) -> dict[str, list[str]]:
     """The VPC's private DNS names, answered by its resolver through the subnet router."""
     if config.aws is None:
@@ -90,16 +107,19 @@ def build() -> None:
     if config.aws is not None and not region:
         raise ConfigError("config key aws:region: is required when homelab:aws is set")
 
+    try:
+        policy = render_policy(
+            People(admins=config.tailnet.admins, members=config.tailnet.members),
+            policy_pieces(config),
+        )
+    except PolicyError as error:
+        raise ConfigError(f"config key tailnet: the tailnet policy is invalid: {error}") from None
+
     tailnet = Tailnet(
         "tailnet",
         TailnetArgs(
-            policy=dump_policy(
-                render_policy(
-                    People(admins=config.tailnet.admins, members=config.tailnet.members),
-                    policy_pieces(config),
-                )
-            ),
-            roles=list(ROLES.values()),
+            policy=dump_policy(policy),
+            roles=join_roles(config),
             magic_dns=config.tailnet.magic_dns,
             https_certificates=config.tailnet.https_certificates,
             device_approval=config.tailnet.device_approval,

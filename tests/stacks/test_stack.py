@@ -95,11 +95,33 @@ def test_two_runs_register_byte_identical_inputs(run_stack):
 
 
 def test_a_stack_without_aws_builds_only_the_tailnet_and_hosts(run_stack):
-    from tests.conftest import dev_config_objects
-
-    objects = dev_config_objects()
-    recording = run_stack({"aws": None, "tailnet": objects["tailnet"]})
+    recording = run_stack({"aws": None})
     types = {r.type for r in recording.resources}
     assert "homelab:aws:SubnetRouter" not in types
     assert "homelab:docker:DockerHost" in types
     assert "vpcId" not in recording.outputs
+
+
+def _owned_tags(recording) -> set[str]:
+    (acl,) = recording.of_type("tailscale:index/acl:Acl")
+    return set(json.loads(acl.inputs["acl"])["tagOwners"])
+
+
+def test_every_join_key_asks_only_for_tags_the_policy_owns(dev):
+    keys = dev.of_type("tailscale:index/tailnetKey:TailnetKey")
+    assert len(keys) == 4
+    for key in keys:
+        assert set(key.inputs["tags"]) <= _owned_tags(dev), key.urn
+
+
+def test_a_stack_without_public_services_or_aws_makes_only_the_keys_it_uses(run_stack):
+    from tests.conftest import dev_config_objects
+
+    objects = dev_config_objects()
+    services = objects["hosts"]["tequila"]["services"]
+    services["quiz"]["public"] = False
+    recording = run_stack({"aws": None, "hosts": objects["hosts"]})
+    keys = recording.of_type("tailscale:index/tailnetKey:TailnetKey")
+    assert [key.name for key in keys] == ["tailnet-service-key"]
+    for key in keys:
+        assert set(key.inputs["tags"]) <= _owned_tags(recording), key.urn
