@@ -11,9 +11,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: setup tools plan plan-json test lint format clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt >&2
+	@touch $@
 
 # cloud-init is not on PyPI: the tests validate user data with Debian's package.
 tools:
@@ -25,10 +25,10 @@ tools:
 setup: $(VENV)/.installed tools
 
 plan: $(VENV)/.installed
-	$(PY) -m offline --stack $(STACK) $(PLAN_FLAGS)
+	@$(PY) -m offline --stack $(STACK) $(PLAN_FLAGS)
 
 plan-json: $(VENV)/.installed
-	$(PY) -m offline --stack $(STACK) --json $(PLAN_FLAGS)
+	@$(PY) -m offline --stack $(STACK) --json $(PLAN_FLAGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

@@ -106,7 +106,7 @@ def plan_project(directory: Path, project: ProjectConfig, *, preview: bool) -> d
 
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return text if len(text) <= 90 else text[:87] + "..."
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _summary(resource: dict[str, Any]) -> str:

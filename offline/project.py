@@ -109,6 +109,12 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
                 config[full] = _text(declaration["default"])
         else:
             config[full] = _text(declaration)
+    # Secrets a new stack is prompted for (`pulumi new`) are declared in template.config.
+    template = project_file.get("template") or {}
+    if isinstance(template, dict):
+        for key, declaration in _config_section(template, directory / "Pulumi.yaml").items():
+            if isinstance(declaration, dict) and declaration.get("secret"):
+                declared_secrets.append(_full_key(project, key))
 
     stack_file = _load_yaml(directory / f"Pulumi.{stack}.yaml")
     for key, value in _config_section(stack_file, directory / f"Pulumi.{stack}.yaml").items():

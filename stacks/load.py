@@ -34,7 +34,13 @@ def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
     # Read as plain text here only to validate it; the stack hands it on as a secret Output.
     secrets = {}
     for key in SECRET_KEYS:
-        value = pulumi.runtime.get_config(f"{pulumi.get_project()}:{key}")
+        full_key = f"{pulumi.get_project()}:{key}"
+        value = pulumi.runtime.get_config(full_key)
+        if value and not pulumi.runtime.is_config_secret(full_key):
+            raise ConfigError(
+                f"config key {key}: must be stored encrypted; set it again with "
+                f"pulumi config set --secret {key}"
+            )
         if value:
             secrets[key] = value
     raw["secrets"] = secrets

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from offline.engine import Secret
+from offline.engine import Secret, Unknown, run_program
 from offline.plan import build_plan, render_json, render_text
+from stacks.load import ConfigError
+from tests.conftest import ROOT
 
 COMPONENTS = {
     "homelab:tailnet:Tailnet": 1,
@@ -125,3 +127,27 @@ def test_a_stack_without_public_services_or_aws_makes_only_the_keys_it_uses(run_
     assert [key.name for key in keys] == ["tailnet-service-key"]
     for key in keys:
         assert set(key.inputs["tags"]) <= _owned_tags(recording), key.urn
+
+
+def test_preview_shows_ids_of_resources_to_be_created_as_unknown(run_stack):
+    recording = run_stack(preview=True)
+    server = recording.named("photos-server")
+    assert isinstance(server.inputs["networkMode"], Unknown), server.urn
+
+
+def test_a_password_stored_in_plain_text_is_refused(dev_project):
+    config = dict(dev_project.config)
+    config["homelab:immichDatabasePassword"] = "plain-text-password-123"
+    secret_keys = [k for k in dev_project.secret_keys if k != "homelab:immichDatabasePassword"]
+    with pytest.raises(ConfigError) as raised:
+        run_program(
+            ROOT,
+            project=dev_project.project,
+            stack=dev_project.stack,
+            config=config,
+            secret_keys=secret_keys,
+            preview=False,
+        )
+    message = str(raised.value)
+    assert message.startswith("config key immichDatabasePassword: must be stored encrypted")
+    assert "plain-text-password-123" not in message
