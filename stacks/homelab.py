@@ -35,8 +35,9 @@ ROLES = {
 }
 
 
-def service_tags(service: ServiceConfig) -> tuple[str, ...]:
-    return ROLES["public-service" if service.public else "service"].tags
+def service_role(service: ServiceConfig) -> str:
+    """The join role of a service: public ones carry the Funnel tag as well."""
+    return "public-service" if service.public else "service"
 
 
 def service_ports(service: ServiceConfig) -> tuple[int, ...]:
@@ -53,7 +54,7 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
     pieces = [
         PolicyPiece(
             owner=f"service {name}",
-            tags=service_tags(service),
+            tags=ROLES[service_role(service)].tags,
             ports=service_ports(service),
             reaches=tuple(
                 (SERVICE_TAG, port)
@@ -84,7 +85,7 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
 def join_roles(config: HomelabConfig) -> list[JoinRole]:
     """The device roles the stack has: Tailscale refuses keys for tags no policy owns."""
     services = [s for host in config.hosts.values() for s in host.services.values()]
-    needed = {"public-service" if s.public else "service" for s in services}
+    needed = {service_role(s) for s in services}
     if config.aws is not None:
         needed.add("router")
         if config.aws.workers:
@@ -144,7 +145,7 @@ def build() -> None:
                     "server": {"DB_PASSWORD": secret},
                     "database": {"POSTGRES_PASSWORD": secret},
                 }
-            role = "public-service" if service.public else "service"
+            role = service_role(service)
             hosted.append(
                 HostedService(
                     name,
