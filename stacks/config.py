@@ -37,7 +37,7 @@ class KeyPathError(ValueError):
 
 
 def _label(value: str) -> str:
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS label: use 1-63 lowercase letters, digits and hyphens, "
             "starting and ending with a letter or digit"
@@ -46,7 +46,7 @@ def _label(value: str) -> str:
 
 
 def _image(value: str) -> str:
-    if not _IMAGE.match(value):
+    if not _IMAGE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a pinned image reference: expected repository:tag, "
             "optionally followed by @sha256:<64 hex digits>"
@@ -55,7 +55,7 @@ def _image(value: str) -> str:
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise ValueError(f"{value!r} is not an email address (a tailnet login)")
     return value
 
@@ -95,7 +95,7 @@ class TailnetConfig(Model):
 
     @model_validator(mode="after")
     def _check_domain(self) -> TailnetConfig:
-        if not _TAILNET_DOMAIN.match(self.domain):
+        if not _TAILNET_DOMAIN.fullmatch(self.domain):
             raise KeyPathError(
                 "domain",
                 f"{self.domain!r} is not a tailnet DNS name: expected <name>.ts.net "
@@ -131,6 +131,11 @@ class ServiceConfig(Model):
             for key in ("image", "port"):
                 if getattr(self, key) is None:
                     raise KeyPathError(key, "is required for app 'web'")
+        if self.app == "mosquitto" and (self.public or self.proxy == "nginx"):
+            key = "public" if self.public else "proxy"
+            raise KeyPathError(key, "MQTT is not HTTP: mosquitto needs proxy serve and no Funnel")
+        if self.public and self.proxy != "serve":
+            raise KeyPathError("public", "Funnel is served by tailscale serve: use proxy serve")
         if len(set(self.lan_ports)) != len(self.lan_ports):
             raise KeyPathError("lanPorts", f"lists a port twice: {self.lan_ports}")
         return self
@@ -149,7 +154,7 @@ class HostConfig(Model):
 
     @model_validator(mode="after")
     def _check_host(self) -> HostConfig:
-        if not _DOCKER_URL.match(self.docker):
+        if not _DOCKER_URL.fullmatch(self.docker):
             raise KeyPathError(
                 "docker",
                 f"{self.docker!r} is not a Docker endpoint: expected ssh://user@host, "

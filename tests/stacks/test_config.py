@@ -100,6 +100,24 @@ INVALID = [
         "already published on the LAN",
     ),
     case(
+        "funnel-on-mqtt",
+        put("hosts.tequila.services.mqtt.public", True),
+        "hosts.tequila.services.mqtt.public",
+        "MQTT is not HTTP",
+    ),
+    case(
+        "funnel-behind-nginx",
+        put("hosts.tequila.services.quiz.proxy", "nginx"),
+        "hosts.tequila.services.quiz.public",
+        "use proxy serve",
+    ),
+    case(
+        "trailing-newline-in-domain",
+        put("tailnet.domain", "tail4e2c1.ts.net\n"),
+        "tailnet.domain",
+        "not a tailnet DNS name",
+    ),
+    case(
         "service-reaches-itself",
         put("hosts.tequila.services.mqtt.reaches", ["mqtt"]),
         "hosts.tequila.services.mqtt.reaches[0]",
