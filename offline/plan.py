@@ -80,6 +80,7 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
     return {
         "project": project.project,
         "stack": project.stack,
+        "stackUrn": recording.stack_urn,
         "mode": "preview" if preview else "up",
         "placeholders": project.placeholders,
         "resources": resources,
@@ -137,10 +138,8 @@ def _tree(plan: dict[str, Any]) -> Iterator[str]:
             yield f"{line}  {summary}" if summary else line
             yield from walk(resource["urn"], prefix + ("   " if last else "│  "))
 
-    stack_urn = f"urn:pulumi:{plan['stack']}::{plan['project']}::pulumi:pulumi:Stack::"
-    stack_urn += f"{plan['project']}-{plan['stack']}"
     yield f"{plan['project']}-{plan['stack']}  (pulumi:pulumi:Stack)"
-    yield from walk(stack_urn, "")
+    yield from walk(plan["stackUrn"], "")
 
 
 def render_text(plan: dict[str, Any]) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
+
+from components.docker.apps import serves_http
 
 # DNS labels: hostnames, service names, tag names.
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -131,9 +134,11 @@ class ServiceConfig(Model):
             for key in ("image", "port"):
                 if getattr(self, key) is None:
                     raise KeyPathError(key, "is required for app 'web'")
-        if self.app == "mosquitto" and (self.public or self.proxy == "nginx"):
+        if not serves_http(self.app) and (self.public or self.proxy == "nginx"):
             key = "public" if self.public else "proxy"
-            raise KeyPathError(key, "MQTT is not HTTP: mosquitto needs proxy serve and no Funnel")
+            raise KeyPathError(
+                key, f"{self.app} does not serve HTTP: it needs proxy serve and no Funnel"
+            )
         if self.public and self.proxy != "serve":
             raise KeyPathError("public", "Funnel is served by tailscale serve: use proxy serve")
         if len(set(self.lan_ports)) != len(self.lan_ports):
@@ -240,14 +245,16 @@ class HomelabConfig(Model):
     aws: AwsConfig | None = None
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
 
+    def each_service(self) -> Iterator[tuple[str, str, ServiceConfig]]:
+        """``(key path, name, service)`` for every service on every host."""
+        for host_name, host in self.hosts.items():
+            for name, service in host.services.items():
+                yield f"hosts.{host_name}.services.{name}", name, service
+
     @model_validator(mode="after")
     def _check_names(self) -> HomelabConfig:
         # Every device joins the tailnet under its own name; MagicDNS needs them unique.
-        devices = [
-            (name, f"hosts.{host_name}.services.{name}")
-            for host_name, host in self.hosts.items()
-            for name in host.services
-        ]
+        devices = [(name, path) for path, name, _ in self.each_service()]
         if self.aws is not None:
             devices += [(name, f"aws.workers.{name}") for name in self.aws.workers]
         seen: dict[str, str] = {}
@@ -257,30 +264,25 @@ class HomelabConfig(Model):
             seen[name] = path
 
         password = self.secrets.immich_database_password
-        for host_name, host in self.hosts.items():
-            for service_name, service in host.services.items():
-                if service.app == "immich" and (
-                    password is None or len(password.get_secret_value()) < 16
-                ):
-                    raise KeyPathError(
-                        "immichDatabasePassword",
-                        f"needs a secret of at least 16 characters for "
-                        f"hosts.{host_name}.services.{service_name} (set it with "
-                        "pulumi config set --secret immichDatabasePassword)",
-                    )
+        for path, _, service in self.each_service():
+            if service.app == "immich" and (
+                password is None or len(password.get_secret_value()) < 16
+            ):
+                raise KeyPathError(
+                    "immichDatabasePassword",
+                    f"needs a secret of at least 16 characters for {path} (set it with "
+                    "pulumi config set --secret immichDatabasePassword)",
+                )
 
-        services = {name for host in self.hosts.values() for name in host.services}
-        for host_name, host in self.hosts.items():
-            for service_name, service in host.services.items():
-                for index, target in enumerate(service.reaches):
-                    if target == service_name:
-                        raise KeyPathError(
-                            f"hosts.{host_name}.services.{service_name}.reaches[{index}]",
-                            "a service does not need to reach itself",
-                        )
-                    if target not in services:
-                        raise KeyPathError(
-                            f"hosts.{host_name}.services.{service_name}.reaches[{index}]",
-                            f"no service is named {target!r}",
-                        )
+        services = {name for _, name, _ in self.each_service()}
+        for path, name, service in self.each_service():
+            for index, target in enumerate(service.reaches):
+                if target == name:
+                    raise KeyPathError(
+                        f"{path}.reaches[{index}]", "a service does not need to reach itself"
+                    )
+                if target not in services:
+                    raise KeyPathError(
+                        f"{path}.reaches[{index}]", f"no service is named {target!r}"
+                    )
         return self

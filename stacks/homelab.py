@@ -48,9 +48,7 @@ def service_ports(service: ServiceConfig) -> tuple[int, ...]:
 
 def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
     """What each component of the stack needs from the tailnet policy."""
-    services = {
-        name: service for host in config.hosts.values() for name, service in host.services.items()
-    }
+    services = {name: service for _, name, service in config.each_service()}
     pieces = [
         PolicyPiece(
             owner=f"service {name}",
@@ -84,8 +82,7 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
 
 def join_roles(config: HomelabConfig) -> list[JoinRole]:
     """The device roles the stack has: Tailscale refuses keys for tags no policy owns."""
-    services = [s for host in config.hosts.values() for s in host.services.values()]
-    needed = {service_role(s) for s in services}
+    needed = {service_role(service) for _, _, service in config.each_service()}
     if config.aws is not None:
         needed.add("router")
         if config.aws.workers:

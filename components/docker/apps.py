@@ -194,5 +194,10 @@ def app_spec(
     return replace(spec, front=front, others=others)
 
 
+def serves_http(app: str) -> bool:
+    """Whether the app's front container speaks HTTP (the web app always does)."""
+    return app == "web" or _APPS[app].http
+
+
 APPS = (*_APPS, "web")
 """Every app name a service config may use."""

@@ -103,7 +103,7 @@ INVALID = [
         "funnel-on-mqtt",
         put("hosts.tequila.services.mqtt.public", True),
         "hosts.tequila.services.mqtt.public",
-        "MQTT is not HTTP",
+        "mosquitto does not serve HTTP",
     ),
     case(
         "funnel-behind-nginx",
