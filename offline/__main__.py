@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    # The plan depends on the stack files alone: the AWS provider would otherwise take its
+    # region from the environment when aws:region is unset.
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        os.environ.pop(variable, None)
+
     directory = args.dir.resolve()
     try:
         project = read_project(directory, args.stack)
@@ -33,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProjectError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        # Close the SDK's event loop here, not in the garbage collector at interpreter exit.
+        asyncio.get_event_loop_policy().get_event_loop().close()
     sys.stdout.write(render_json(plan) if args.json else render_text(plan))
     return 0
 

@@ -9,10 +9,12 @@ inputs with their secretness, and the resource options the mock arguments leave 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import runpy
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 SECRET = rpc._special_secret_sig
 SIG = rpc._special_sig_key
@@ -193,8 +195,34 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registrations: dict[str, Registration] = {}
         self.order: list[str] = []
         self.registered_outputs: dict[str, dict[str, Any]] = {}
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+    def _keep_thread_loop(self) -> None:
+        # The SDK calls the monitor from worker threads and gives each thread an event loop of
+        # its own; they are closed after the run rather than by the collector at exit, where
+        # closing them fails noisily.
+        if threading.current_thread() is threading.main_thread():
+            return
+        loop = _ensure_event_loop()
+        if loop.is_closed():
+            # A thread reused from an earlier run whose loop was closed after that run.
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        self.thread_loops.add(loop)
+
+    def close_thread_loops(self) -> None:
+        """Close the worker threads' event loops (never a running one)."""
+        for loop in self.thread_loops:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+        self.thread_loops.clear()
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        self._keep_thread_loop()
+        return super().Invoke(request)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802
+        self._keep_thread_loop()
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.order.append(response.urn)
@@ -215,6 +243,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        self._keep_thread_loop()
         self.registered_outputs[request.urn] = _struct(request.outputs)
         return super().RegisterResourceOutputs(request)
 
@@ -257,6 +286,7 @@ def record(
         _sync_await(run_in_stack(program))
     finally:
         logger.removeHandler(collector)
+        monitor.close_thread_loops()
 
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     for urn, outputs in monitor.registered_outputs.items():

@@ -14,7 +14,15 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from components.docker.apps import serves_http
@@ -28,6 +36,13 @@ _IMAGE = re.compile(
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TAILNET_DOMAIN = re.compile(r"^[a-z0-9-]+\.ts\.net$")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_PRIVATE = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+"""RFC 1918: the only ranges a VPC or a home LAN should use (not Tailscale's 100.64.0.0/10)."""
+ROUTER_NAME = "router"
+"""The subnet router's name on the tailnet, which no service or worker may take."""
 _DOCKER_URL = re.compile(r"^(ssh://[^@\s/]+@[^\s/]+|unix:///\S+|tcp://[^\s/]+:[0-9]+)$")
 
 
@@ -63,10 +78,32 @@ def _email(value: str) -> str:
     return value
 
 
+def _tag(value: str) -> str:
+    if not _TAG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an image tag: use up to 128 letters, digits, '_', '.' and '-'"
+        )
+    return value
+
+
+def _not_boolean(value: object) -> object:
+    # YAML's true is not the number 1: a boolean where a number belongs is a mistake.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    return value
+
+
+def is_rfc1918(network: ipaddress.IPv4Network) -> bool:
+    """Whether the network lies in one of the private ranges of RFC 1918."""
+    return any(network.subnet_of(block) for block in _PRIVATE)
+
+
 Label = Annotated[str, AfterValidator(_label)]
 Image = Annotated[str, AfterValidator(_image)]
+Tag = Annotated[str, AfterValidator(_tag)]
 Login = Annotated[str, AfterValidator(_email)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Number = Annotated[int, BeforeValidator(_not_boolean)]
+Port = Annotated[Number, Field(ge=1, le=65535)]
 
 
 class Model(BaseModel):
@@ -89,8 +126,8 @@ class TailnetConfig(Model):
     magic_dns: bool = True
     https_certificates: bool = True
     device_approval: bool = False
-    key_expiry_days: int = Field(default=180, ge=1, le=180)
-    join_key_expiry_days: int = Field(
+    key_expiry_days: Number = Field(default=180, ge=1, le=180)
+    join_key_expiry_days: Number = Field(
         default=90, ge=1, le=90, description="Lifetime of the auth keys devices join with."
     )
     admins: list[Login] = Field(min_length=1)
@@ -112,7 +149,7 @@ class ServiceConfig(Model):
 
     app: Literal["immich", "home-assistant", "jellyfin", "mosquitto", "web"]
     proxy: Literal["nginx", "serve"] = "serve"
-    version: str | None = Field(
+    version: Tag | None = Field(
         default=None, description="Overrides the app's pinned image tag (all its containers)."
     )
     image: Image | None = Field(
@@ -130,10 +167,15 @@ class ServiceConfig(Model):
 
     @model_validator(mode="after")
     def _check_web(self) -> ServiceConfig:
-        if self.app == "web":
-            for key in ("image", "port"):
-                if getattr(self, key) is None:
-                    raise KeyPathError(key, "is required for app 'web'")
+        for key in ("image", "port"):
+            if self.app == "web" and getattr(self, key) is None:
+                raise KeyPathError(key, "is required for app 'web'")
+            if self.app != "web" and getattr(self, key) is not None:
+                raise KeyPathError(
+                    key, f"is only for app 'web'; app {self.app!r} brings its own (use version)"
+                )
+        if self.app == "web" and self.version is not None:
+            raise KeyPathError("version", "is not for app 'web': pin the tag in image")
         if not serves_http(self.app) and (self.public or self.proxy == "nginx"):
             key = "public" if self.public else "proxy"
             raise KeyPathError(
@@ -166,12 +208,15 @@ class HostConfig(Model):
                 "unix:///path/to/docker.sock or tcp://host:port",
             )
         if self.lan_address is not None:
+            expected = "an IPv4 address in a private LAN range (10/8, 172.16/12, 192.168/16)"
             try:
-                ipaddress.IPv4Address(self.lan_address)
+                address = ipaddress.IPv4Network(self.lan_address)
             except ValueError:
                 raise KeyPathError(
-                    "lanAddress", f"{self.lan_address!r} is not an IPv4 address"
+                    "lanAddress", f"{self.lan_address!r} is not {expected}"
                 ) from None
+            if address.prefixlen != 32 or not is_rfc1918(address):
+                raise KeyPathError("lanAddress", f"{self.lan_address!r} is not {expected}")
         published: dict[int, str] = {}
         for name, service in self.services.items():
             for port in service.lan_ports:
@@ -207,15 +252,17 @@ class WorkerConfig(Model):
 
     workload: Literal["ollama", "fooocus", "whisper"]
     instance_type: str = "g4dn.xlarge"
-    max_spot_price: float = Field(default=0.35, gt=0, le=10, description="USD per hour.")
-    models_volume_gib: int = Field(default=100, ge=10, le=16384)
+    max_spot_price: Annotated[float, BeforeValidator(_not_boolean)] = Field(
+        default=0.35, ge=0.001, le=10, allow_inf_nan=False, description="USD per hour."
+    )
+    models_volume_gib: Number = Field(default=100, ge=10, le=16384)
 
 
 class AwsConfig(Model):
     """``homelab:aws``: the VPC, its subnet router and the GPU workers."""
 
     vpc_cidr: str = "10.60.0.0/16"
-    availability_zones: int = Field(default=2, ge=2, le=6)
+    availability_zones: Number = Field(default=2, ge=2, le=6)
     router: RouterConfig = Field(default_factory=RouterConfig)
     workers: dict[Label, WorkerConfig] = Field(default_factory=dict)
 
@@ -226,8 +273,10 @@ class AwsConfig(Model):
             network = ipaddress.IPv4Network(self.vpc_cidr, strict=True)
         except ValueError:
             raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}") from None
-        if not network.is_private or not 16 <= network.prefixlen <= 24:
+        if not is_rfc1918(network) or not 16 <= network.prefixlen <= 24:
             raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}")
+        if str(network) != self.vpc_cidr:
+            raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} must be written as {network}")
         return self
 
 
@@ -256,12 +305,24 @@ class HomelabConfig(Model):
         # Every device joins the tailnet under its own name; MagicDNS needs them unique.
         devices = [(name, path) for path, name, _ in self.each_service()]
         if self.aws is not None:
+            devices.insert(0, (ROUTER_NAME, "aws.router (the subnet router's own name)"))
             devices += [(name, f"aws.workers.{name}") for name in self.aws.workers]
         seen: dict[str, str] = {}
         for name, path in devices:
             if name in seen:
                 raise KeyPathError(path, f"tailnet name {name!r} is already used by {seen[name]}")
             seen[name] = path
+
+        if self.aws is not None:
+            # Packets for the VPC leave through the router: a LAN inside it would be cut off.
+            vpc = ipaddress.IPv4Network(self.aws.vpc_cidr)
+            for host_name, host in self.hosts.items():
+                if host.lan_address and ipaddress.IPv4Address(host.lan_address) in vpc:
+                    raise KeyPathError(
+                        f"hosts.{host_name}.lanAddress",
+                        f"{host.lan_address} lies inside aws.vpcCidr {vpc}: the VPC and the LAN "
+                        "must not overlap",
+                    )
 
         password = self.secrets.immich_database_password
         for path, _, service in self.each_service():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 import pulumi_aws as aws
 
@@ -19,9 +21,10 @@ from components.tailnet.policy import (
     render_policy,
 )
 from components.tailnet.tailnet import JoinRole, Tailnet, TailnetArgs
-from stacks.config import HomelabConfig, ServiceConfig
+from stacks.config import ROUTER_NAME, HomelabConfig, ServiceConfig
 from stacks.load import ConfigError, load_config
 
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 SERVICE_TAG = "tag:service"
 FUNNEL_TAG = "tag:funnel"
 ROUTER_TAG = "tag:subnet-router"
@@ -98,12 +101,25 @@ def split_dns(config: HomelabConfig, region: str) -> dict[str, list[str]]:
     return {internal: [resolver_address(config.aws.vpc_cidr)]}
 
 
+def _enough_zones(names: list[str], wanted: int, region: str) -> list[str]:
+    if len(names) < wanted:
+        raise ConfigError(
+            f"config key aws.availabilityZones: {wanted} zones asked for, but {region} has "
+            f"{len(names)} available ({', '.join(names)})"
+        )
+    return names
+
+
 def build() -> None:
     """Read the config, build every component, and export the stack's outputs."""
     config = load_config()
     region = aws.config.region if config.aws is not None else None
     if config.aws is not None and not region:
         raise ConfigError("config key aws:region: is required when homelab:aws is set")
+    if region is not None and not AWS_REGION.fullmatch(region):
+        raise ConfigError(
+            f"config key aws:region: {region!r} is not an AWS region name, for example eu-central-1"
+        )
 
     try:
         policy = render_policy(
@@ -169,11 +185,16 @@ def build() -> None:
 
     if config.aws is not None:
         lookups = look_up(config.aws.availability_zones, gpu=bool(config.aws.workers))
+        zones = lookups.zones.apply(
+            lambda names, wanted=config.aws.availability_zones, region=region: _enough_zones(
+                names, wanted, region
+            )
+        )
         router = SubnetRouter(
-            "router",
+            ROUTER_NAME,
             SubnetRouterArgs(
                 vpc_cidr=config.aws.vpc_cidr,
-                zones=lookups.zones,
+                zones=zones,
                 zone_count=config.aws.availability_zones,
                 image=lookups.router_image,
                 join_key=tailnet.join_keys["router"],
@@ -193,7 +214,7 @@ def build() -> None:
                     workload=worker.workload,
                     image=lookups.gpu_image,
                     subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
-                    zone=lookups.zones.apply(lambda zones, i=zone_index: zones[i]),
+                    zone=zones.apply(lambda names, i=zone_index: names[i]),
                     security_group_id=router.security_group_id,
                     join_key=tailnet.join_keys["worker"],
                     tags=ROLES["worker"].tags,

@@ -19,22 +19,42 @@ SECRET_KEYS = ("immichDatabasePassword",)
 class ConfigError(pulumi.RunError):
     """A config value is wrong. Pulumi prints a RunError's message without a traceback."""
 
+    def __init__(self, message: str) -> None:
+        # Always one line: a newline inside a quoted key or value is shown escaped.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+
 
 def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
     """Validate the stack's config, or raise one :class:`ConfigError` naming the key."""
     config = config or pulumi.Config()
+    project = pulumi.get_project()
+    for key in _present_keys(project):
+        if key not in CONFIG_KEYS and key not in SECRET_KEYS:
+            known = ", ".join((*CONFIG_KEYS, *SECRET_KEYS))
+            raise ConfigError(f"config key {key}: is not a key homelab reads (it reads {known})")
+
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:
+        if pulumi.runtime.is_config_secret(f"{project}:{key}"):
+            # A secret inside a structured key would flow into resource names and inputs in
+            # clear: secrets have keys of their own.
+            raise ConfigError(
+                f"config key {key}: holds a secret value; only {', '.join(SECRET_KEYS)} may be "
+                "secret, each set with pulumi config set --secret"
+            )
         try:
             value = config.get_object(key)
-        except pulumi.ConfigTypeError as error:
-            raise ConfigError(f"config key {key}: {error}") from None
+        except pulumi.ConfigTypeError:
+            raise ConfigError(
+                f"config key {key}: expected an object (a mapping of keys to values)"
+            ) from None
         if value is not None:
             raw[key] = value
+
     # Read as plain text here only to validate it; the stack hands it on as a secret Output.
     secrets = {}
     for key in SECRET_KEYS:
-        full_key = f"{pulumi.get_project()}:{key}"
+        full_key = f"{project}:{key}"
         value = pulumi.runtime.get_config(full_key)
         if value and not pulumi.runtime.is_config_secret(full_key):
             raise ConfigError(
@@ -45,6 +65,13 @@ def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
             secrets[key] = value
     raw["secrets"] = secrets
     return parse_config(raw)
+
+
+def _present_keys(project: str) -> list[str]:
+    """The keys set in the project's namespace, from wherever the language host put them."""
+    present = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
+    prefix = f"{project}:"
+    return sorted(key.removeprefix(prefix) for key in present if key.startswith(prefix))
 
 
 def parse_config(raw: Mapping[str, Any]) -> HomelabConfig:

@@ -19,6 +19,13 @@ from offline.project import ProjectConfig, read_project
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def no_aws_region_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans depend on the stack files alone, as the offline command makes them."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+
 @pytest.fixture
 def dev_project() -> ProjectConfig:
     """The dev stack's config exactly as the offline plan reads it."""

@@ -39,11 +39,14 @@ def resolver_address(vpc_cidr: str) -> str:
 
 
 def subnet_cidrs(vpc_cidr: str, count: int) -> list[str]:
-    """One /20 (or smaller, for small VPCs) public subnet per availability zone."""
+    """One public subnet per availability zone: /20s where the VPC has room, else as large as
+    ``count`` subnets allow (a /24 VPC with six zones gets six /27s)."""
     network = ipaddress.IPv4Network(vpc_cidr)
-    new_prefix = max(network.prefixlen + 2, min(20, network.prefixlen + 4))
-    subnets = list(network.subnets(new_prefix=new_prefix))
-    return [str(subnet) for subnet in subnets[:count]]
+    split_bits = max(2, (count - 1).bit_length())
+    new_prefix = max(network.prefixlen + split_bits, min(20, network.prefixlen + 4))
+    if new_prefix > 28:
+        raise ValueError(f"{vpc_cidr} cannot hold {count} subnets of at least /28")
+    return [str(subnet) for subnet in list(network.subnets(new_prefix=new_prefix))[:count]]
 
 
 class SubnetRouter(pulumi.ComponentResource):

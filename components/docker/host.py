@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -88,8 +89,13 @@ class DockerHost(pulumi.ComponentResource):
 
 
 def _image_slug(reference: str) -> str:
-    """A stable resource-name fragment for an image reference, without its registry."""
+    """A stable, unique resource-name fragment for an image reference.
+
+    The readable part drops the registry; the short hash of the whole reference keeps apart
+    references that differ only by registry, digest or punctuation.
+    """
     parts = reference.split("@", 1)[0].split("/")
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0]):
         parts = parts[1:]
-    return re.sub(r"[^a-z0-9]+", "-", "/".join(parts).lower()).strip("-")
+    readable = re.sub(r"[^a-z0-9]+", "-", "/".join(parts).lower()).strip("-")
+    return f"{readable}-{hashlib.sha256(reference.encode()).hexdigest()[:8]}"

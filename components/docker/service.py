@@ -67,9 +67,10 @@ class SidecarService(pulumi.ComponentResource):
         fqdn = f"{name}.{args.domain}"
 
         network_options = {"com.docker.network.driver.mtu": WSL2_MTU}
+        # Named apart from the service: Docker predefines networks called bridge, host and none.
         network = docker.Network(
             f"{name}-network",
-            name=name,
+            name=f"{name}-network",
             driver="bridge",
             options=network_options if args.host_kind == "wsl2" else None,
             opts=pulumi.ResourceOptions(parent=self),

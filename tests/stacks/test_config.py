@@ -355,7 +355,7 @@ INVALID = [
         "max-spot-price-zero",
         put(f"{OLLAMA}.maxSpotPrice", 0),
         f"{OLLAMA}.maxSpotPrice",
-        "greater than 0",
+        "greater than or equal to 0.001",
     ),
     case(
         "models-volume-too-small",
