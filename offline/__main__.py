@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -40,9 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ProjectError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    finally:
-        # Close the SDK's event loop here, not in the garbage collector at interpreter exit.
-        asyncio.get_event_loop_policy().get_event_loop().close()
     sys.stdout.write(render_json(plan) if args.json else render_text(plan))
     return 0
 

@@ -17,6 +17,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,18 +202,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         # The SDK calls the monitor from worker threads and gives each thread an event loop of
         # its own; they are closed after the run rather than by the collector at exit, where
         # closing them fails noisily.
-        if threading.current_thread() is threading.main_thread():
-            return
-        loop = _ensure_event_loop()
-        if loop.is_closed():
-            # A thread reused from an earlier run whose loop was closed after that run.
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-        self.thread_loops.add(loop)
+        if threading.current_thread() is not threading.main_thread():
+            self.thread_loops.add(_ensure_event_loop())
 
     def close_thread_loops(self) -> None:
         """Close the worker threads' event loops (never a running one)."""
-        for loop in self.thread_loops:
+        for loop in list(self.thread_loops):
             if not loop.is_running() and not loop.is_closed():
                 loop.close()
         self.thread_loops.clear()
@@ -257,6 +252,17 @@ class _LogCollector(logging.Handler):
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a failed run left waiting on the loop."""
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+    # The SDK keeps the outputs it waits for in a process-wide set.
+    settings.SETTINGS.outputs.clear()
+
+
 def record(
     program: Callable[[], object],
     *,
@@ -268,6 +274,11 @@ def record(
     region: str = "eu-central-1",
 ) -> Recording:
     """Run ``program`` inside a fresh stack under the mock engine and record what it did."""
+    # Each run gets worker threads of its own, and its leftovers are cancelled at the end: as
+    # each `pulumi up` has a process of its own, nothing a failed run left can reach the next.
+    loop = _ensure_event_loop()
+    workers = ThreadPoolExecutor(thread_name_prefix="offline-engine")
+    loop.set_default_executor(workers)
     mocks = OfflineMocks(region, preview=preview)
     monitor = RecordingMonitor(mocks)
     collector = _LogCollector()
@@ -286,6 +297,8 @@ def record(
         _sync_await(run_in_stack(program))
     finally:
         logger.removeHandler(collector)
+        _cancel_leftovers(loop)
+        workers.shutdown(wait=True)
         monitor.close_thread_loops()
 
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"

@@ -101,15 +101,6 @@ def split_dns(config: HomelabConfig, region: str) -> dict[str, list[str]]:
     return {internal: [resolver_address(config.aws.vpc_cidr)]}
 
 
-def _enough_zones(names: list[str], wanted: int, region: str) -> list[str]:
-    if len(names) < wanted:
-        raise ConfigError(
-            f"config key aws.availabilityZones: {wanted} zones asked for, but {region} has "
-            f"{len(names)} available ({', '.join(names)})"
-        )
-    return names
-
-
 def build() -> None:
     """Read the config, build every component, and export the stack's outputs."""
     config = load_config()
@@ -120,6 +111,15 @@ def build() -> None:
         raise ConfigError(
             f"config key aws:region: {region!r} is not an AWS region name, for example eu-central-1"
         )
+    lookups = None
+    if config.aws is not None:
+        lookups = look_up(gpu=bool(config.aws.workers))
+        wanted = config.aws.availability_zones
+        if len(lookups.zones) < wanted:
+            raise ConfigError(
+                f"config key aws.availabilityZones: {wanted} zones asked for, but {region} has "
+                f"{len(lookups.zones)} available ({', '.join(lookups.zones)})"
+            )
 
     try:
         policy = render_policy(
@@ -183,19 +183,12 @@ def build() -> None:
         )
         urls.update({name: svc.url for name, svc in docker_host.services.items()})
 
-    if config.aws is not None:
-        lookups = look_up(config.aws.availability_zones, gpu=bool(config.aws.workers))
-        zones = lookups.zones.apply(
-            lambda names, wanted=config.aws.availability_zones, region=region: _enough_zones(
-                names, wanted, region
-            )
-        )
+    if config.aws is not None and lookups is not None:
         router = SubnetRouter(
             ROUTER_NAME,
             SubnetRouterArgs(
                 vpc_cidr=config.aws.vpc_cidr,
-                zones=zones,
-                zone_count=config.aws.availability_zones,
+                zones=lookups.zones[: config.aws.availability_zones],
                 image=lookups.router_image,
                 join_key=tailnet.join_keys["router"],
                 tags=ROLES["router"].tags,
@@ -214,7 +207,7 @@ def build() -> None:
                     workload=worker.workload,
                     image=lookups.gpu_image,
                     subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
-                    zone=zones.apply(lambda names, i=zone_index: names[i]),
+                    zone=lookups.zones[zone_index],
                     security_group_id=router.security_group_id,
                     join_key=tailnet.join_keys["worker"],
                     tags=ROLES["worker"].tags,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pulumi
 import pulumi_aws as aws
 
 ROUTER_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
@@ -20,16 +19,19 @@ container toolkit."""
 class AwsLookups:
     """Results of the stack's AWS lookups."""
 
-    zones: pulumi.Output[list[str]]
-    router_image: pulumi.Output[str]
-    gpu_image: pulumi.Output[str] | None
+    zones: list[str]
+    """The region's available zones, sorted."""
+    router_image: str
+    gpu_image: str | None
 
 
-def look_up(zone_count: int, *, gpu: bool) -> AwsLookups:
-    """Availability zones and images; the GPU image only when some worker needs it."""
-    zones = aws.get_availability_zones_output(state="available").names.apply(
-        lambda names: sorted(names)[:zone_count]
-    )
-    router_image = aws.ssm.get_parameter_output(name=ROUTER_IMAGE_PARAMETER).value
-    gpu_image = aws.ssm.get_parameter_output(name=GPU_IMAGE_PARAMETER).value if gpu else None
+def look_up(*, gpu: bool) -> AwsLookups:
+    """Availability zones and images; the GPU image only when some worker needs it.
+
+    Plain (blocking) lookups: they depend on no resource, and their results let the stack
+    check its config against the region before it registers anything.
+    """
+    zones = sorted(aws.get_availability_zones(state="available").names)
+    router_image = aws.ssm.get_parameter(name=ROUTER_IMAGE_PARAMETER).value
+    gpu_image = aws.ssm.get_parameter(name=GPU_IMAGE_PARAMETER).value if gpu else None
     return AwsLookups(zones=zones, router_image=router_image, gpu_image=gpu_image)

@@ -21,8 +21,8 @@ class SubnetRouterArgs:
     """Inputs of :class:`SubnetRouter`."""
 
     vpc_cidr: str
-    zones: pulumi.Input[Sequence[str]]
-    zone_count: int
+    zones: Sequence[str]
+    """One public subnet is made in each of these availability zones."""
     image: pulumi.Input[str]
     join_key: pulumi.Input[str]
     tags: Sequence[str]
@@ -92,13 +92,13 @@ class SubnetRouter(pulumi.ComponentResource):
         )
 
         subnets = []
-        zones = pulumi.Output.from_input(args.zones)
-        for index, cidr in enumerate(subnet_cidrs(args.vpc_cidr, args.zone_count)):
+        cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones))
+        for index, (zone, cidr) in enumerate(zip(args.zones, cidrs, strict=True)):
             subnet = aws.ec2.Subnet(
                 f"{name}-public-{index}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
-                availability_zone=zones.apply(lambda names, i=index: names[i]),
+                availability_zone=zone,
                 # Instances get a public IPv4 address for egress: no NAT gateway to pay for.
                 map_public_ip_on_launch=True,
                 tags=aws_tags(f"{name}-public-{index}", TOKEN),

@@ -396,6 +396,92 @@ INVALID = [
         "valid string",
         secret="1234567890123456789",
     ),
+    # Added after a break test: addresses, names and values that validated but could not work.
+    case(
+        "vpc-cidr-loopback",
+        put("aws.vpcCidr", "127.0.0.0/16"),
+        "aws.vpcCidr",
+        "not a private IPv4 network",
+    ),
+    case(
+        "vpc-cidr-benchmark-range",
+        put("aws.vpcCidr", "198.18.0.0/16"),
+        "aws.vpcCidr",
+        "not a private IPv4 network",
+    ),
+    case(
+        "vpc-cidr-not-canonical",
+        put("aws.vpcCidr", "10.60.0.0/016"),
+        "aws.vpcCidr",
+        "must be written as 10.60.0.0/16",
+    ),
+    case(
+        "lan-address-in-tailscale-cgnat",
+        put("hosts.tequila.lanAddress", "100.101.102.103"),
+        "hosts.tequila.lanAddress",
+        "private LAN range",
+    ),
+    case(
+        "lan-address-loopback",
+        put("hosts.tequila.lanAddress", "127.0.0.1"),
+        "hosts.tequila.lanAddress",
+        "private LAN range",
+    ),
+    case(
+        "lan-inside-the-vpc",
+        put("hosts.tequila.lanAddress", "10.60.3.4"),
+        "hosts.tequila.lanAddress",
+        "must not overlap",
+    ),
+    case(
+        "worker-named-like-the-router",
+        rename(OLLAMA, "router"),
+        "aws.workers.router",
+        "already used by aws.router",
+    ),
+    case(
+        "version-not-a-tag",
+        put("hosts.tequila.services.media.version", "1.0; rm -rf /"),
+        "hosts.tequila.services.media.version",
+        "not an image tag",
+    ),
+    case(
+        "version-empty",
+        put("hosts.tequila.services.media.version", ""),
+        "hosts.tequila.services.media.version",
+        "not an image tag",
+    ),
+    case(
+        "port-on-a-preset-app",
+        put("hosts.tequila.services.media.port", 9000),
+        "hosts.tequila.services.media.port",
+        "only for app 'web'",
+    ),
+    case(
+        "version-on-the-web-app",
+        put(f"{QUIZ}.version", "2.0"),
+        f"{QUIZ}.version",
+        "pin the tag in image",
+    ),
+    case("port-is-a-boolean", put(f"{QUIZ}.port", True), f"{QUIZ}.port", "not the boolean true"),
+    case(
+        "zones-is-a-boolean",
+        put("aws.availabilityZones", True),
+        "aws.availabilityZones",
+        "not the boolean true",
+    ),
+    case(
+        "spot-price-not-a-number",
+        put(f"{OLLAMA}.maxSpotPrice", float("nan")),
+        f"{OLLAMA}.maxSpotPrice",
+        "finite number",
+    ),
+    case(
+        "spot-price-below-a-tenth-of-a-cent",
+        put(f"{OLLAMA}.maxSpotPrice", 0.00004),
+        f"{OLLAMA}.maxSpotPrice",
+        "greater than or equal to 0.001",
+    ),
 ]
 
 

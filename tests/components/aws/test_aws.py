@@ -16,7 +16,6 @@ def router_args(**overrides) -> SubnetRouterArgs:
     args = {
         "vpc_cidr": "10.60.0.0/16",
         "zones": ["eu-central-1a", "eu-central-1b"],
-        "zone_count": 2,
         "image": "ami-router",
         "join_key": pulumi.Output.secret(JOIN_KEY),
         "tags": ("tag:subnet-router",),
@@ -141,3 +140,15 @@ def test_resolver_is_the_vpc_base_plus_two():
 def test_subnets_do_not_overlap_and_fit_the_vpc():
     cidrs = subnet_cidrs("10.60.0.0/24", 3)
     assert cidrs == ["10.60.0.0/26", "10.60.0.64/26", "10.60.0.128/26"]
+
+
+@pytest.mark.parametrize(
+    ("vpc", "zones", "prefix"),
+    [("10.60.0.0/16", 2, 20), ("10.60.0.0/16", 6, 20), ("10.60.0.0/24", 6, 27)],
+    ids=["16-two-zones", "16-six-zones", "24-six-zones"],
+)
+def test_every_zone_gets_its_own_subnet(vpc, zones, prefix):
+    cidrs = subnet_cidrs(vpc, zones)
+    assert len(cidrs) == zones
+    assert {cidr.split("/")[1] for cidr in cidrs} == {str(prefix)}
+    assert len(set(cidrs)) == zones

@@ -196,3 +196,18 @@ def test_services_use_the_hosts_docker_provider(immich):
     assert provider.inputs["host"] == "ssh://ops@tequila", provider.urn
     for container in containers(immich).values():
         assert container.provider.startswith(provider.urn), container.urn
+
+
+def test_images_that_differ_only_by_registry_or_digest_are_kept_apart(record_program):
+    digest = "@sha256:" + "a" * 64
+    references = ("ghcr.io/x/quiz:1.0", "docker.io/x/quiz:1.0", f"ghcr.io/x/quiz:1.0{digest}")
+    recording = build(
+        record_program,
+        *(
+            service(f"quiz{index}", "web", image=reference, port=8080)
+            for index, reference in enumerate(references)
+        ),
+    )
+    images = recording.of_type("docker:index/remoteImage:RemoteImage")
+    assert {image.inputs["name"] for image in images} >= set(references)
+    assert len({image.name for image in images}) == len(images)
