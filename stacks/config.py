@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.docker.apps import serves_http
+from components.docker.apps import RECORDER_HOSTNAME, serves_http
 
 # DNS labels: hostnames, service names, tag names.
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -43,6 +43,7 @@ _PRIVATE = tuple(
 """RFC 1918: the only ranges a VPC or a home LAN should use (not Tailscale's 100.64.0.0/10)."""
 ROUTER_NAME = "router"
 """The subnet router's name on the tailnet, which no service or worker may take."""
+RECORDER_NAME = RECORDER_HOSTNAME
 _DOCKER_URL = re.compile(r"^(ssh://[^@\s/]+@[^\s/]+|unix:///\S+|tcp://[^\s/]+:[0-9]+)$")
 
 
@@ -119,6 +120,14 @@ class Model(BaseModel):
     )
 
 
+class RuleConfig(Model):
+    """``homelab:tailnet.rules[]``: ``src`` (logins, groups, tags) may reach ``dst``
+    (``host:ports``, for example ``tag:svc-photos:443``)."""
+
+    src: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    dst: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+
 class TailnetConfig(Model):
     """``homelab:tailnet``: the tailnet every host, service, router and worker joins."""
 
@@ -127,11 +136,14 @@ class TailnetConfig(Model):
     https_certificates: bool = True
     device_approval: bool = False
     key_expiry_days: Number = Field(default=180, ge=1, le=180)
-    join_key_expiry_days: Number = Field(
-        default=90, ge=1, le=90, description="Lifetime of the auth keys devices join with."
-    )
     admins: list[Login] = Field(min_length=1)
     members: list[Login] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(
+        default_factory=list, description="Access rules of your own, merged after the stack's."
+    )
+    adopt_existing_policy: bool = Field(
+        default=False, description="Let the first update replace a hand-edited policy file."
+    )
 
     @model_validator(mode="after")
     def _check_domain(self) -> TailnetConfig:
@@ -197,6 +209,9 @@ class HostConfig(Model):
         default=None, description="The host's LAN address, where LAN ports are published."
     )
     gpu: bool = False
+    session_recorder: bool = Field(
+        default=False, description="Run the tailnet's SSH session recorder on this host."
+    )
     services: dict[Label, ServiceConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -302,8 +317,19 @@ class HomelabConfig(Model):
 
     @model_validator(mode="after")
     def _check_names(self) -> HomelabConfig:
+        recorders = [name for name, host in self.hosts.items() if host.session_recorder]
+        if len(recorders) > 1:
+            raise KeyPathError(
+                f"hosts.{recorders[1]}.sessionRecorder",
+                f"hosts.{recorders[0]} already runs the session recorder; the tailnet has one",
+            )
+
         # Every device joins the tailnet under its own name; MagicDNS needs them unique.
         devices = [(name, path) for path, name, _ in self.each_service()]
+        if recorders:
+            devices.insert(
+                0, (RECORDER_NAME, f"hosts.{recorders[0]}.sessionRecorder (the recorder's name)")
+            )
         if self.aws is not None:
             devices.insert(0, (ROUTER_NAME, "aws.router (the subnet router's own name)"))
             devices += [(name, f"aws.workers.{name}") for name in self.aws.workers]

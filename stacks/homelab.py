@@ -14,33 +14,28 @@ from components.docker.apps import app_spec
 from components.docker.host import DockerHost, DockerHostArgs, HostedService
 from components.docker.service import SidecarServiceArgs
 from components.tailnet.policy import (
+    RECORDER_TAG,
     People,
     PolicyError,
     PolicyPiece,
+    Rule,
     dump_policy,
     render_policy,
 )
-from components.tailnet.tailnet import JoinRole, Tailnet, TailnetArgs
-from stacks.config import ROUTER_NAME, HomelabConfig, ServiceConfig
+from components.tailnet.tailnet import Identity, Tailnet, TailnetArgs
+from stacks.config import RECORDER_NAME, ROUTER_NAME, HomelabConfig, ServiceConfig
 from stacks.load import ConfigError, load_config
 
 AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
-SERVICE_TAG = "tag:service"
-FUNNEL_TAG = "tag:funnel"
 ROUTER_TAG = "tag:subnet-router"
 WORKER_TAG = "tag:gpu-worker"
-
-ROLES = {
-    "service": JoinRole("service", (SERVICE_TAG,)),
-    "public-service": JoinRole("public-service", (SERVICE_TAG, FUNNEL_TAG)),
-    "router": JoinRole("router", (ROUTER_TAG,)),
-    "worker": JoinRole("worker", (WORKER_TAG,)),
-}
+RECORDER_PORT = 80
+"""SSH servers send their recordings to the recorder on this port, over the tailnet."""
 
 
-def service_role(service: ServiceConfig) -> str:
-    """The join role of a service: public ones carry the Funnel tag as well."""
-    return "public-service" if service.public else "service"
+def service_tag(name: str) -> str:
+    """Each service carries a tag of its own, so access is granted service by service."""
+    return f"tag:svc-{name}"
 
 
 def service_ports(service: ServiceConfig) -> tuple[int, ...]:
@@ -49,16 +44,20 @@ def service_ports(service: ServiceConfig) -> tuple[int, ...]:
     return ((443,) if spec.http else ()) + spec.tcp_ports
 
 
+def has_recorder(config: HomelabConfig) -> bool:
+    return any(host.session_recorder for host in config.hosts.values())
+
+
 def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
-    """What each component of the stack needs from the tailnet policy."""
+    """What each device of the stack needs from the tailnet policy."""
     services = {name: service for _, name, service in config.each_service()}
     pieces = [
         PolicyPiece(
             owner=f"service {name}",
-            tags=ROLES[service_role(service)].tags,
+            tags=(service_tag(name),),
             ports=service_ports(service),
             reaches=tuple(
-                (SERVICE_TAG, port)
+                (service_tag(target), port)
                 for target in service.reaches
                 for port in service_ports(services[target])
             ),
@@ -66,6 +65,11 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
         )
         for name, service in services.items()
     ]
+    # Tailscale SSH servers upload each session to the recorder as it happens.
+    to_recorder: tuple[tuple[str, int], ...] = ()
+    if has_recorder(config):
+        pieces.append(PolicyPiece(owner="session recorder", tags=(RECORDER_TAG,)))
+        to_recorder = ((RECORDER_TAG, RECORDER_PORT),)
     if config.aws is not None:
         pieces.append(
             PolicyPiece(
@@ -74,23 +78,32 @@ def policy_pieces(config: HomelabConfig) -> list[PolicyPiece]:
                 routes=(config.aws.vpc_cidr,),
                 exit_node=config.aws.router.exit_node,
                 ssh=True,
+                reaches=to_recorder,
             )
         )
         if config.aws.workers:
             pieces.append(
-                PolicyPiece(owner="gpu workers", tags=(WORKER_TAG,), ports=(443,), ssh=True)
+                PolicyPiece(
+                    owner="gpu workers",
+                    tags=(WORKER_TAG,),
+                    ports=(443,),
+                    ssh=True,
+                    reaches=to_recorder,
+                )
             )
     return pieces
 
 
-def join_roles(config: HomelabConfig) -> list[JoinRole]:
-    """The device roles the stack has: Tailscale refuses keys for tags no policy owns."""
-    needed = {service_role(service) for _, _, service in config.each_service()}
+def identities(config: HomelabConfig) -> list[Identity]:
+    """Every device of the stack, with the tags it may advertise."""
+    devices = [Identity(name, (service_tag(name),)) for _, name, _ in config.each_service()]
+    if has_recorder(config):
+        # tsrecorder joins once and keeps its node state on its volume; it takes an auth key.
+        devices.append(Identity(RECORDER_NAME, (RECORDER_TAG,), credential="auth-key"))
     if config.aws is not None:
-        needed.add("router")
-        if config.aws.workers:
-            needed.add("worker")
-    return [role for name, role in ROLES.items() if name in needed]
+        devices.append(Identity(ROUTER_NAME, (ROUTER_TAG,)))
+        devices += [Identity(name, (WORKER_TAG,)) for name in config.aws.workers]
+    return devices
 
 
 def split_dns(config: HomelabConfig, region: str) -> dict[str, list[str]]:
@@ -125,20 +138,22 @@ def build() -> None:
         policy = render_policy(
             People(admins=config.tailnet.admins, members=config.tailnet.members),
             policy_pieces(config),
+            [Rule(src=tuple(rule.src), dst=tuple(rule.dst)) for rule in config.tailnet.rules],
         )
     except PolicyError as error:
-        raise ConfigError(f"config key tailnet: the tailnet policy is invalid: {error}") from None
+        key = f"tailnet.{error.path}" if error.path else "tailnet"
+        raise ConfigError(f"config key {key}: {error}") from None
 
     tailnet = Tailnet(
         "tailnet",
         TailnetArgs(
             policy=dump_policy(policy),
-            roles=join_roles(config),
+            identities=identities(config),
+            adopt_existing_policy=config.tailnet.adopt_existing_policy,
             magic_dns=config.tailnet.magic_dns,
             https_certificates=config.tailnet.https_certificates,
             device_approval=config.tailnet.device_approval,
             key_expiry_days=config.tailnet.key_expiry_days,
-            join_key_expiry_days=config.tailnet.join_key_expiry_days,
             split_dns=split_dns(config, region or ""),
         ),
     )
@@ -158,15 +173,14 @@ def build() -> None:
                     "server": {"DB_PASSWORD": secret},
                     "database": {"POSTGRES_PASSWORD": secret},
                 }
-            role = service_role(service)
             hosted.append(
                 HostedService(
                     name,
                     SidecarServiceArgs(
                         app=spec,
                         domain=config.tailnet.domain,
-                        join_key=tailnet.join_keys[role],
-                        tags=ROLES[role].tags,
+                        join_key=tailnet.auth_keys[name],
+                        tags=(service_tag(name),),
                         images={},
                         proxy=service.proxy,
                         public=service.public,
@@ -179,7 +193,14 @@ def build() -> None:
             )
         docker_host = DockerHost(
             host_name,
-            DockerHostArgs(docker_url=host.docker, kind=host.kind, services=hosted),
+            DockerHostArgs(
+                docker_url=host.docker,
+                kind=host.kind,
+                services=hosted,
+                recorder_auth_key=tailnet.auth_keys[RECORDER_NAME]
+                if host.session_recorder
+                else None,
+            ),
         )
         urls.update({name: svc.url for name, svc in docker_host.services.items()})
 
@@ -190,8 +211,8 @@ def build() -> None:
                 vpc_cidr=config.aws.vpc_cidr,
                 zones=lookups.zones[: config.aws.availability_zones],
                 image=lookups.router_image,
-                join_key=tailnet.join_keys["router"],
-                tags=ROLES["router"].tags,
+                join_key=tailnet.auth_keys[ROUTER_NAME],
+                tags=(ROUTER_TAG,),
                 region=region,
                 instance_type=config.aws.router.instance_type,
                 exit_node=config.aws.router.exit_node,
@@ -209,8 +230,8 @@ def build() -> None:
                     subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
                     zone=lookups.zones[zone_index],
                     security_group_id=router.security_group_id,
-                    join_key=tailnet.join_keys["worker"],
-                    tags=ROLES["worker"].tags,
+                    join_key=tailnet.auth_keys[name],
+                    tags=(WORKER_TAG,),
                     region=region,
                     domain=config.tailnet.domain,
                     instance_type=worker.instance_type,

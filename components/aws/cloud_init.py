@@ -140,6 +140,27 @@ mount {mount_point} 2>/dev/null || mountpoint -q {mount_point}
 """
 
 
+def render_node_state_script(mount_point: str = MODELS_DIR) -> str:
+    """Keep tailscaled's state on the models volume and start it from there.
+
+    The volume outlives the instance, so a replaced worker comes back as the same node: same
+    name, same address, same certificate, no new device in the admin console.
+    """
+    state_dir = f"{mount_point}/tailscale"
+    return f"""\
+#!/bin/sh
+# Points tailscaled at its state on the models volume, then (re)starts it.
+set -eu
+mkdir -p {state_dir}
+chmod 0700 {state_dir}
+printf '%s\\n' 'PORT="41641"' \\
+    'FLAGS="--state={state_dir}/tailscaled.state --statedir={state_dir}"' \\
+    >/etc/default/tailscaled
+systemctl enable tailscaled
+systemctl restart tailscaled
+"""
+
+
 def render_workload_script(workload: Workload, mount_point: str = MODELS_DIR) -> str:
     """Run the workload container on the GPU and serve it over Tailscale HTTPS."""
     env = "".join(f" \\\n    -e {shlex.quote(f'{k}={v}')}" for k, v in sorted(workload.env.items()))
@@ -183,6 +204,11 @@ apt-get install -y tailscale
                 "permissions": "0755",
                 "content": render_models_mount_script(volume_id),
             },
+            {
+                "path": "/usr/local/sbin/homelab-keep-node-state",
+                "permissions": "0755",
+                "content": render_node_state_script(),
+            },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
             {
                 "path": "/usr/local/sbin/homelab-run-workload",
@@ -193,7 +219,7 @@ apt-get install -y tailscale
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],
             ["/usr/local/sbin/homelab-mount-models"],
-            ["systemctl", "enable", "--now", "tailscaled"],
+            ["/usr/local/sbin/homelab-keep-node-state"],
             [JOIN_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
         ],

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, replace
 
 TAILSCALE_IMAGE = "tailscale/tailscale:v1.88.3"
 NGINX_IMAGE = "nginx:1.28.0-alpine"
+RECORDER_IMAGE = "tailscale/tsrecorder:v1.88.3"
+RECORDER_HOSTNAME = "recorder"
+"""The SSH session recorder's name on the tailnet."""
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,15 @@ from typing import Literal
 import pulumi
 import pulumi_docker as docker
 
-from components.docker.apps import NGINX_IMAGE, TAILSCALE_IMAGE
-from components.docker.service import SidecarService, SidecarServiceArgs
+from components.docker.apps import (
+    NGINX_IMAGE,
+    RECORDER_HOSTNAME,
+    RECORDER_IMAGE,
+    TAILSCALE_IMAGE,
+)
+from components.docker.service import LOG_OPTIONS, SidecarService, SidecarServiceArgs
+
+RECORDER_DATA = "/data"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class DockerHostArgs:
     """ssh://user@host (through the tailnet), unix:///path/to/docker.sock or tcp://host:port."""
     kind: Literal["wsl2", "linux"]
     services: Sequence[HostedService]
+    recorder_auth_key: pulumi.Input[str] | None = None
+    """Run the tailnet's SSH session recorder here, joining with this secret key."""
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -60,6 +69,8 @@ class DockerHost(pulumi.ComponentResource):
         # Each image is pulled once per host, whatever number of services run it. Containers
         # reference the pulled image's id, so an unchanged stack plans no replacement.
         needed = {TAILSCALE_IMAGE}
+        if args.recorder_auth_key is not None:
+            needed.add(RECORDER_IMAGE)
         for service in args.services:
             needed.update(spec.image for spec in service.args.app.containers)
             if service.args.proxy == "nginx":
@@ -82,10 +93,50 @@ class DockerHost(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, providers={"docker": provider}),
             )
 
+        if args.recorder_auth_key is not None:
+            self._session_recorder(name, args.recorder_auth_key, images[RECORDER_IMAGE], on_host)
+
         self.urls = pulumi.Output.from_input(
             {service_name: svc.url for service_name, svc in self.services.items()}
         )
         self.register_outputs({"urls": self.urls})
+
+    def _session_recorder(
+        self,
+        name: str,
+        auth_key: pulumi.Input[str],
+        image: pulumi.Input[str],
+        on_host: pulumi.ResourceOptions,
+    ) -> None:
+        # Recordings are evidence: their volume is protected and outlives the stack. The node's
+        # state lives beside them, so a recreated container is the same recorder.
+        recordings = docker.Volume(
+            f"{name}-recorder-data",
+            name="recorder-data",
+            opts=pulumi.ResourceOptions.merge(
+                on_host, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+            ),
+        )
+
+        docker.Container(
+            f"{name}-recorder",
+            name="recorder",
+            image=image,
+            hostname=RECORDER_HOSTNAME,
+            envs=[pulumi.Output.concat("TS_AUTHKEY=", auth_key)],
+            command=[
+                "/tsrecorder",
+                f"--dst={RECORDER_DATA}/recordings",
+                f"--statedir={RECORDER_DATA}/state",
+                f"--hostname={RECORDER_HOSTNAME}",
+                "--ui",
+            ],
+            mounts=[{"type": "volume", "source": recordings.name, "target": RECORDER_DATA}],
+            restart="unless-stopped",
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            opts=on_host,
+        )
 
 
 def _image_slug(reference: str) -> str:

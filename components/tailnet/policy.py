@@ -8,6 +8,7 @@ Pure functions: no Pulumi, no I/O. Each component describes its needs as a :clas
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,23 @@ RECORDER_TAG = "tag:recorder"
 
 
 class PolicyError(ValueError):
-    """The merged policy would be refused by Tailscale or would lock the admins out."""
+    """The merged policy would be refused by Tailscale or would lock the admins out.
+
+    ``path`` names the user rule at fault (``rules[0].dst[1]``) when there is one.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An access rule of the user's own, merged after the stack's: ``src`` may reach ``dst``
+    (``host:ports`` entries such as ``tag:svc-photos:443``)."""
+
+    src: tuple[str, ...]
+    dst: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,17 @@ class People:
     members: Sequence[str] = field(default_factory=tuple)
 
 
-def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, Any]:
-    """Merge the pieces into one policy document (a plain dict)."""
+_PORTS = re.compile(r"\*|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")
+
+
+def render_policy(
+    people: People, pieces: Iterable[PolicyPiece], rules: Sequence[Rule] = ()
+) -> dict[str, Any]:
+    """Merge the pieces and the user's rules into one policy document (a plain dict).
+
+    Raises :class:`PolicyError` when Tailscale would refuse the result (a tag nobody owns) or
+    when it would lock the admins out.
+    """
     pieces = sorted(pieces, key=lambda piece: (piece.owner, piece.tags))
     if not people.admins:
         raise PolicyError("the tailnet needs at least one admin")
@@ -58,6 +84,7 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
         for tag, _port in piece.reaches:
             if tag not in tags:
                 raise PolicyError(f"{piece.owner} reaches {tag}, which no device carries")
+    _check_rules(rules, tags)
 
     acls: list[dict[str, Any]] = [
         {"action": "accept", "src": [ADMINS], "dst": ["*:*"]},
@@ -76,6 +103,7 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
             )
     for src, dst in sorted(reaches.items()):
         acls.append({"action": "accept", "src": list(src), "dst": sorted(dst)})
+    acls += [{"action": "accept", "src": list(rule.src), "dst": list(rule.dst)} for rule in rules]
 
     policy: dict[str, Any] = {
         "groups": {
@@ -128,16 +156,73 @@ def render_policy(people: People, pieces: Iterable[PolicyPiece]) -> dict[str, An
             rule["enforceRecorder"] = True
         policy["ssh"] = [rule]
 
-    policy["tests"] = _tests(people, pieces, tags)
+    policy["tests"] = _tests(people, pieces, tags, rules)
     if ssh_tags:
         policy["sshTests"] = [
             {"src": sorted(people.admins)[0], "dst": ssh_tags, "check": ["root"]},
         ]
+    check_lockout(policy)
     return policy
 
 
-def _tests(people: People, pieces: Sequence[PolicyPiece], tags: Sequence[str]) -> list[dict]:
-    """Tests Tailscale runs before it accepts the policy: the admins keep their access."""
+def _check_rules(rules: Sequence[Rule], tags: Sequence[str]) -> None:
+    """Every tag a rule names must be owned (carried by a device of the stack)."""
+    for index, rule in enumerate(rules):
+        if not rule.src or not rule.dst:
+            raise PolicyError("a rule needs at least one src and one dst", f"rules[{index}]")
+        for field_name, entries in (("src", rule.src), ("dst", rule.dst)):
+            for position, entry in enumerate(entries):
+                path = f"rules[{index}].{field_name}[{position}]"
+                host = entry
+                if field_name == "dst":
+                    host, _, ports = entry.rpartition(":")
+                    if not host or not _PORTS.fullmatch(ports):
+                        raise PolicyError(
+                            f"{entry!r} is not host:ports (for example tag:svc-photos:443)", path
+                        )
+                if host.startswith("tag:") and host not in tags:
+                    raise PolicyError(
+                        f"{host} is not carried by any device of the stack, so no one owns it "
+                        f"(tags: {', '.join(tags)})",
+                        path,
+                    )
+                if host.startswith("group:") and host not in (ADMINS, MEMBERS):
+                    raise PolicyError(
+                        f"{host} is not a group of the tailnet ({ADMINS}, {MEMBERS})", path
+                    )
+
+
+def check_lockout(policy: dict[str, Any]) -> None:
+    """Refuse a policy that would lock the admins out of the tailnet or out of a device."""
+    admins = policy.get("groups", {}).get(ADMINS, [])
+    if not admins:
+        raise PolicyError(f"{ADMINS} is empty: nobody could manage the tailnet")
+    if not any(
+        ADMINS in rule["src"] and "*:*" in rule["dst"] and rule["action"] == "accept"
+        for rule in policy.get("acls", [])
+    ):
+        raise PolicyError(f"no rule lets {ADMINS} reach every device")
+    for tag, owners in policy.get("tagOwners", {}).items():
+        if ADMINS not in owners:
+            raise PolicyError(f"{tag} is not owned by {ADMINS}: they could not re-tag devices")
+    tested = {
+        entry.rsplit(":", 1)[0]
+        for test in policy.get("tests", [])
+        if test["src"] in admins
+        for entry in test.get("accept", [])
+    }
+    untested = sorted(set(policy.get("tagOwners", {})) - tested)
+    if untested:
+        raise PolicyError(f"no policy test proves the admins reach {', '.join(untested)}")
+
+
+def _tests(
+    people: People, pieces: Sequence[PolicyPiece], tags: Sequence[str], rules: Sequence[Rule]
+) -> list[dict]:
+    """Tests Tailscale runs before it accepts the policy: the admins keep their access, and
+    nobody else reaches more than the stack grants. The user's own rules may grant more, so
+    whoever a rule gives access to gets no deny test."""
+    granted_by_rules = {src for rule in rules for src in rule.src}
     admin = sorted(people.admins)[0]
     reachable = sorted(
         {
@@ -148,12 +233,32 @@ def _tests(people: People, pieces: Sequence[PolicyPiece], tags: Sequence[str]) -
         }
     )
     tests: list[dict[str, Any]] = [{"src": admin, "accept": reachable}] if reachable else []
-    if people.members:
+    members_granted = granted_by_rules & {MEMBERS, "autogroup:member", *people.members}
+    if people.members and not members_granted:
+        # Members reach what the services serve, and never a device's SSH port.
         member = sorted(people.members)[0]
-        served = {tag for piece in pieces if piece.ports for tag in piece.tags}
-        denied = sorted(f"{tag}:22" for tag in tags if tag not in served)
-        if denied:
-            tests.append({"src": member, "deny": denied})
+        served = sorted(
+            {f"{tag}:{port}" for piece in pieces for tag in piece.tags for port in piece.ports}
+        )
+        member_test: dict[str, Any] = {"src": member, "deny": [f"{tag}:22" for tag in tags]}
+        if served:
+            member_test["accept"] = served
+        tests.append(member_test)
+    # A device reaches only what it declares: each kind is denied one port it did not ask for.
+    denied_by_source: dict[str, str] = {}
+    for piece in pieces:
+        own = set(piece.tags)
+        declared = {f"{tag}:{port}" for tag, port in piece.reaches}
+        undeclared = sorted(
+            f"{other.tags[0]}:{port}"
+            for other in pieces
+            if not own & set(other.tags)
+            for port in other.ports
+            if f"{other.tags[0]}:{port}" not in declared
+        )
+        if piece.tags and undeclared and not own & granted_by_rules:
+            denied_by_source.setdefault(piece.tags[0], undeclared[0])
+    tests += [{"src": src, "deny": [dst]} for src, dst in sorted(denied_by_source.items())]
     return tests
 
 

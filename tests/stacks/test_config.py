@@ -578,7 +578,9 @@ def test_defaults_are_applied() -> None:
     assert tailnet.magic_dns
     assert tailnet.https_certificates
     assert not tailnet.device_approval
-    assert (tailnet.key_expiry_days, tailnet.join_key_expiry_days) == (180, 90)
+    assert tailnet.key_expiry_days == 180
+    assert tailnet.adopt_existing_policy is False
+    assert tailnet.rules == []
     assert tailnet.members == []
     host = config.hosts["shaker"]
     assert (host.kind, host.lan_address, host.gpu) == ("linux", None, False)

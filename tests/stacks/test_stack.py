@@ -56,10 +56,20 @@ def test_tailnet_policy_covers_the_stack(dev):
     policy = json.loads(acl.inputs["acl"])
     assert policy["autoApprovers"]["routes"] == {"10.60.0.0/16": ["tag:subnet-router"]}
     assert policy["autoApprovers"]["exitNode"] == ["tag:subnet-router"]
-    assert policy["nodeAttrs"] == [{"target": ["tag:funnel"], "attr": ["funnel"]}]
-    assert {"action": "accept", "src": ["tag:service"], "dst": ["tag:service:1883"]} in policy[
-        "acls"
+    # Funnel for the public quiz only; Home Assistant reaches MQTT and nothing else.
+    assert policy["nodeAttrs"] == [{"target": ["tag:svc-quiz"], "attr": ["funnel"]}]
+    home_rules = [rule for rule in policy["acls"] if rule["src"] == ["tag:svc-home"]]
+    assert home_rules == [
+        {"action": "accept", "src": ["tag:svc-home"], "dst": ["tag:svc-mqtt:1883"]}
     ]
+    # SSH to servers is checked, recorded, and refused when it cannot be recorded.
+    (ssh,) = policy["ssh"]
+    assert ssh["action"] == "check"
+    assert ssh["recorder"] == ["tag:recorder"]
+    assert ssh["enforceRecorder"] is True
+    assert {"action": "accept", "src": ["tag:subnet-router"], "dst": ["tag:recorder:80"]} in (
+        policy["acls"]
+    )
 
 
 def test_split_dns_points_the_region_at_the_vpc_resolver(dev):
@@ -109,24 +119,40 @@ def _owned_tags(recording) -> set[str]:
     return set(json.loads(acl.inputs["acl"])["tagOwners"])
 
 
-def test_every_join_key_asks_only_for_tags_the_policy_owns(dev):
-    keys = dev.of_type("tailscale:index/tailnetKey:TailnetKey")
-    assert len(keys) == 4
-    for key in keys:
-        assert set(key.inputs["tags"]) <= _owned_tags(dev), key.urn
+def _credentials(recording):
+    return recording.of_type("tailscale:index/oauthClient:OauthClient") + recording.of_type(
+        "tailscale:index/tailnetKey:TailnetKey"
+    )
 
 
-def test_a_stack_without_public_services_or_aws_makes_only_the_keys_it_uses(run_stack):
+def test_every_device_joins_with_a_credential_for_owned_tags_only(dev):
+    credentials = {c.name: c for c in _credentials(dev)}
+    devices = {"photos", "home", "media", "quiz", "mqtt", "recorder", "router", "ollama", "fooocus"}
+    assert set(credentials) == {
+        f"tailnet-{device}-{'key' if device == 'recorder' else 'client'}" for device in devices
+    }
+    for credential in credentials.values():
+        assert set(credential.inputs["tags"]) <= _owned_tags(dev), credential.urn
+
+
+def test_each_service_sidecar_advertises_its_own_tag(dev):
+    sidecar = dev.named("home-tailscale")
+    assert "TS_EXTRA_ARGS=--advertise-tags=tag:svc-home" in sidecar.inputs["envs"], sidecar.urn
+
+
+def test_a_stack_without_aws_or_recorder_makes_only_the_credentials_it_uses(run_stack):
     from tests.conftest import dev_config_objects
 
     objects = dev_config_objects()
-    services = objects["hosts"]["tequila"]["services"]
-    services["quiz"]["public"] = False
+    objects["hosts"]["tequila"]["sessionRecorder"] = False
     recording = run_stack({"aws": None, "hosts": objects["hosts"]})
-    keys = recording.of_type("tailscale:index/tailnetKey:TailnetKey")
-    assert [key.name for key in keys] == ["tailnet-service-key"]
-    for key in keys:
-        assert set(key.inputs["tags"]) <= _owned_tags(recording), key.urn
+    names = sorted(c.name for c in _credentials(recording))
+    assert names == [
+        f"tailnet-{service}-client" for service in ("home", "media", "mqtt", "photos", "quiz")
+    ]
+    for credential in _credentials(recording):
+        assert set(credential.inputs["tags"]) <= _owned_tags(recording), credential.urn
+    assert "ssh" not in json.loads(recording.of_type("tailscale:index/acl:Acl")[0].inputs["acl"])
 
 
 def test_preview_shows_ids_of_resources_to_be_created_as_unknown(run_stack):

@@ -7,11 +7,15 @@ import json
 import pulumi
 import pytest
 
-from components.tailnet.tailnet import JoinRole, Tailnet, TailnetArgs
+from components.tailnet.tailnet import JOIN_OPTIONS, Identity, Tailnet, TailnetArgs
 from offline.engine import Secret
 
 POLICY = json.dumps({"acls": [{"action": "accept", "src": ["group:admins"], "dst": ["*:*"]}]})
-ROLES = [JoinRole("service", ("tag:service",)), JoinRole("router", ("tag:subnet-router",))]
+IDENTITIES = [
+    Identity("photos", ("tag:svc-photos",)),
+    Identity("router", ("tag:subnet-router",)),
+    Identity("recorder", ("tag:recorder",), credential="auth-key"),
+]
 
 
 @pytest.fixture
@@ -21,9 +25,8 @@ def recording(record_program):
             "tailnet",
             TailnetArgs(
                 policy=POLICY,
-                roles=ROLES,
+                identities=IDENTITIES,
                 split_dns={"eu-central-1.compute.internal": ["10.60.0.2"]},
-                join_key_expiry_days=90,
             ),
         )
     )
@@ -36,16 +39,36 @@ def test_policy_is_one_acl_that_never_overwrites_a_hand_made_policy(recording):
     assert acl.inputs["resetAclOnDestroy"] is False, acl.urn
 
 
-def test_each_role_gets_a_tagged_reusable_key_created_after_the_policy(recording):
+def test_each_device_gets_an_oauth_client_limited_to_its_own_tags(recording):
     (acl,) = recording.of_type("tailscale:index/acl:Acl")
-    keys = {key.name: key for key in recording.of_type("tailscale:index/tailnetKey:TailnetKey")}
-    assert set(keys) == {"tailnet-service-key", "tailnet-router-key"}
-    router = keys["tailnet-router-key"]
+    clients = {c.name: c for c in recording.of_type("tailscale:index/oauthClient:OauthClient")}
+    assert set(clients) == {"tailnet-photos-client", "tailnet-router-client"}
+    router = clients["tailnet-router-client"]
     assert router.inputs["tags"] == ["tag:subnet-router"], router.urn
-    assert router.inputs["reusable"] is True, router.urn
-    assert router.inputs["preauthorized"] is True, router.urn
-    assert router.inputs["expiry"] == 90 * 24 * 3600, router.urn
+    assert router.inputs["scopes"] == ["auth_keys"], router.urn
     assert acl.urn in router.depends_on, router.urn
+
+
+def test_a_device_that_cannot_use_a_client_secret_gets_a_single_use_auth_key(recording):
+    (acl,) = recording.of_type("tailscale:index/acl:Acl")
+    (key,) = recording.of_type("tailscale:index/tailnetKey:TailnetKey")
+    assert key.name == "tailnet-recorder-key"
+    assert key.inputs["tags"] == ["tag:recorder"], key.urn
+    assert key.inputs["reusable"] is False, key.urn
+    assert key.inputs["preauthorized"] is True, key.urn
+    assert key.inputs["expiry"] == 90 * 24 * 3600, key.urn
+    assert key.inputs["recreateIfInvalid"] == "always", key.urn
+    assert acl.urn in key.depends_on, key.urn
+
+
+def test_adopting_an_existing_policy_is_a_deliberate_choice(record_program):
+    recording = record_program(
+        lambda: Tailnet(
+            "tailnet", TailnetArgs(policy=POLICY, identities=[], adopt_existing_policy=True)
+        )
+    )
+    (acl,) = recording.of_type("tailscale:index/acl:Acl")
+    assert acl.inputs["overwriteExistingContent"] is True, acl.urn
 
 
 def test_split_dns_sends_the_vpc_zone_to_its_resolver(recording):
@@ -71,9 +94,12 @@ def test_every_child_is_parented_to_the_component(recording):
 
 def test_join_keys_stay_secret_in_the_outputs(record_program):
     def program():
-        tailnet = Tailnet("tailnet", TailnetArgs(policy=POLICY, roles=ROLES))
-        pulumi.export("keys", tailnet.join_keys)
+        tailnet = Tailnet("tailnet", TailnetArgs(policy=POLICY, identities=IDENTITIES))
+        pulumi.export("keys", tailnet.auth_keys)
 
     keys = record_program(program).outputs["keys"]
-    assert set(keys) == {"service", "router"}
+    assert set(keys) == {"photos", "router", "recorder"}
     assert all(isinstance(value, Secret) for value in keys.values()), keys
+    # A client secret joins as a lasting, pre-approved node.
+    assert keys["router"].value.startswith("tskey-client-")
+    assert keys["router"].value.endswith(JOIN_OPTIONS)
