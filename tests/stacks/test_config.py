@@ -482,6 +482,24 @@ INVALID = [
         f"{OLLAMA}.maxSpotPrice",
         "greater than or equal to 0.001",
     ),
+    case(
+        "two-session-recorders",
+        put("hosts.pisco", {"docker": "unix:///var/run/docker.sock", "sessionRecorder": True}),
+        "hosts.pisco.sessionRecorder",
+        "hosts.tequila already runs the session recorder",
+    ),
+    case(
+        "service-named-like-the-recorder",
+        rename("hosts.tequila.services.media", "recorder"),
+        "hosts.tequila.services.recorder",
+        "already used by hosts.tequila.sessionRecorder",
+    ),
+    case(
+        "rule-without-dst",
+        put("tailnet.rules", [{"src": ["group:members"], "dst": []}]),
+        "tailnet.rules[0].dst",
+        "at least 1 item",
+    ),
 ]
 
 

@@ -224,6 +224,20 @@ def _run_with(dev_project, changes: dict[str, str | None], secret: tuple[str, ..
             id="more-zones-than-the-region-has",
         ),
         pytest.param(
+            {
+                "homelab:tailnet": json.dumps(
+                    {
+                        "domain": "tail4e2c1.ts.net",
+                        "admins": ["admin@example.com"],
+                        "rules": [{"src": ["group:members"], "dst": ["tag:svc-nas:445"]}],
+                    }
+                )
+            },
+            (),
+            "config key tailnet.rules[0].dst[0]: tag:svc-nas is not carried by any device",
+            id="rule-naming-a-tag-nobody-owns",
+        ),
+        pytest.param(
             {"homelab:tailnet": "not json\nsecond line"},
             (),
             "config key tailnet: expected an object",

@@ -193,3 +193,16 @@ def test_the_workload_keeps_its_models_on_the_volume_and_is_served_over_https(na
     assert commands.index("/usr/local/sbin/homelab-mount-models") < commands.index(
         "/usr/local/sbin/homelab-run-workload"
     )
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_a_replaced_worker_comes_back_as_the_same_node(name: str):
+    user_data = USER_DATA[f"worker-{name}"]
+    keep = scripts_of(user_data)["/usr/local/sbin/homelab-keep-node-state"]
+    assert f"--state={MODELS_DIR}/tailscale/tailscaled.state" in keep
+    assert "systemctl restart tailscaled" in keep
+    commands = [command[0] for command in runcmd_of(user_data)]
+    mount = commands.index("/usr/local/sbin/homelab-mount-models")
+    keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
+    join = commands.index(JOIN_SCRIPT)
+    assert mount < keep_state < join

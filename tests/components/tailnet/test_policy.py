@@ -17,6 +17,8 @@ from components.tailnet.policy import (
     People,
     PolicyError,
     PolicyPiece,
+    Rule,
+    check_lockout,
     dump_policy,
     render_policy,
 )
@@ -211,3 +213,76 @@ def test_the_dumped_policy_parses_as_hujson(policy):
     assert json5.loads(text) == policy
     assert json.loads(text) == policy
     assert text.endswith("}\n")
+
+
+def test_user_rules_are_merged_after_the_stacks_own():
+    rule = Rule(src=("group:members",), dst=(f"{ROUTER}:22",))
+    policy = render_policy(PEOPLE, PIECES, [rule])
+    assert policy["acls"][-1] == {
+        "action": "accept",
+        "src": ["group:members"],
+        "dst": [f"{ROUTER}:22"],
+    }
+    # The rule grants members more than the stack does, so no member deny test contradicts it.
+    assert all(test["src"] != "family@example.com" for test in policy["tests"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "path", "fragment"),
+    [
+        pytest.param(
+            Rule(src=("tag:nobody",), dst=(f"{ROUTER}:22",)),
+            "rules[0].src[0]",
+            "not carried by any device",
+            id="unowned-tag-in-src",
+        ),
+        pytest.param(
+            Rule(src=("group:members",), dst=("tag:nobody:443",)),
+            "rules[0].dst[0]",
+            "not carried by any device",
+            id="unowned-tag-in-dst",
+        ),
+        pytest.param(
+            Rule(src=("group:members",), dst=(ROUTER,)),
+            "rules[0].dst[0]",
+            "not host:ports",
+            id="dst-without-ports",
+        ),
+        pytest.param(
+            Rule(src=("group:friends",), dst=(f"{ROUTER}:22",)),
+            "rules[0].src[0]",
+            "not a group of the tailnet",
+            id="unknown-group",
+        ),
+    ],
+)
+def test_a_rule_naming_what_the_stack_does_not_have_is_refused(rule, path, fragment):
+    with pytest.raises(PolicyError) as raised:
+        render_policy(PEOPLE, PIECES, [rule])
+    assert raised.value.path == path
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "fragment"),
+    [
+        pytest.param(lambda p: p["groups"].update({ADMINS: []}), "is empty", id="no-admins"),
+        pytest.param(lambda p: p["acls"].pop(0), "reach every device", id="no-admin-rule"),
+        pytest.param(
+            lambda p: p["tagOwners"].update({ROUTER: ["group:members"]}),
+            "not owned by group:admins",
+            id="tag-owned-by-others",
+        ),
+        pytest.param(lambda p: p["tests"].pop(0), "no policy test proves", id="untested-tag"),
+    ],
+)
+def test_a_policy_that_would_lock_the_admins_out_is_refused(policy, breakage, fragment):
+    breakage(policy)
+    with pytest.raises(PolicyError) as raised:
+        check_lockout(policy)
+    assert fragment in str(raised.value)
+
+
+def test_each_kind_of_device_is_denied_something_it_did_not_declare(policy):
+    sources = {test["src"] for test in policy["tests"] if "deny" in test}
+    assert {SERVICE, ROUTER, WORKER} <= sources
