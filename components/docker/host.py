@@ -135,7 +135,11 @@ class DockerHost(pulumi.ComponentResource):
             restart="unless-stopped",
             log_driver="json-file",
             log_opts=LOG_OPTIONS,
-            opts=on_host,
+            # The key is only read on the first join; the node state on the volume does the
+            # rest. A key renewed after expiry must not recreate the recorder every 90 days.
+            opts=pulumi.ResourceOptions.merge(
+                on_host, pulumi.ResourceOptions(ignore_changes=["envs"])
+            ),
         )
 
 

@@ -239,3 +239,4 @@ def test_the_session_recorder_keeps_its_recordings_and_joins_with_a_secret(recor
         "--ui",
     ], recorder.urn
     assert recorder.inputs["mounts"][0]["source"] == "recorder-data", recorder.urn
+    assert recorder.ignore_changes == ["envs"], recorder.urn
