@@ -34,7 +34,7 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "docker:index/remoteImage:RemoteImage": ("name",),
     "docker:index/volume:Volume": ("name",),
     "docker:index/network:Network": ("name", "options"),
-    "docker:index/container:Container": ("name", "networkMode", "ports", "gpus"),
+    "docker:index/container:Container": ("name", "networkMode", "ports", "gpus", "dns"),
     "pulumi:providers:docker": ("host",),
     "tailscale:index/tailnetKey:TailnetKey": ("tags", "reusable", "preauthorized", "expiry"),
     "tailscale:index/acl:Acl": ("overwriteExistingContent",),

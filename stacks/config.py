@@ -41,6 +41,9 @@ _PRIVATE = tuple(
     ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 """RFC 1918: the only ranges a VPC or a home LAN should use (not Tailscale's 100.64.0.0/10)."""
+WSL2_DNS = ("1.1.1.1", "9.9.9.9")
+"""WSL2 writes a resolv.conf pointing at its NAT gateway, which containers often cannot reach
+after the laptop sleeps or joins a VPN; its containers use these resolvers unless told otherwise."""
 ROUTER_NAME = "router"
 """The subnet router's name on the tailnet, which no service or worker may take."""
 RECORDER_NAME = RECORDER_HOSTNAME
@@ -99,6 +102,15 @@ def is_rfc1918(network: ipaddress.IPv4Network) -> bool:
     return any(network.subnet_of(block) for block in _PRIVATE)
 
 
+def _ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+    return value
+
+
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
 Label = Annotated[str, AfterValidator(_label)]
 Image = Annotated[str, AfterValidator(_image)]
 Tag = Annotated[str, AfterValidator(_tag)]
@@ -171,6 +183,9 @@ class ServiceConfig(Model):
         default=None, description="The front container's HTTP port; required for the web app."
     )
     public: bool = False
+    userspace: bool = Field(
+        default=False, description="Userspace networking for the sidecar (no TUN device)."
+    )
     lan_ports: list[Port] = Field(default_factory=list)
     gpu: bool = False
     reaches: list[Label] = Field(
@@ -209,10 +224,23 @@ class HostConfig(Model):
         default=None, description="The host's LAN address, where LAN ports are published."
     )
     gpu: bool = False
+    cert_path: str | None = Field(
+        default=None,
+        description="Directory with ca.pem, cert.pem and key.pem for a tcp:// endpoint (TLS).",
+    )
+    dns: list[IPv4] | None = Field(
+        default=None, description="Resolvers for the containers; WSL2 hosts get public ones."
+    )
     session_recorder: bool = Field(
         default=False, description="Run the tailnet's SSH session recorder on this host."
     )
     services: dict[Label, ServiceConfig] = Field(default_factory=dict)
+
+    def container_dns(self) -> list[str]:
+        """The resolvers the host's containers use: its own setting, or public ones on WSL2."""
+        if self.dns is not None:
+            return list(self.dns)
+        return list(WSL2_DNS) if self.kind == "wsl2" else []
 
     @model_validator(mode="after")
     def _check_host(self) -> HostConfig:
@@ -222,6 +250,14 @@ class HostConfig(Model):
                 f"{self.docker!r} is not a Docker endpoint: expected ssh://user@host, "
                 "unix:///path/to/docker.sock or tcp://host:port",
             )
+        is_tcp = self.docker.startswith("tcp://")
+        if is_tcp and self.cert_path is None:
+            raise KeyPathError(
+                "certPath",
+                "is required with a tcp:// endpoint: Docker's TCP socket must use TLS",
+            )
+        if not is_tcp and self.cert_path is not None:
+            raise KeyPathError("certPath", "is only for tcp:// endpoints")
         if self.lan_address is not None:
             expected = "an IPv4 address in a private LAN range (10/8, 172.16/12, 192.168/16)"
             try:

@@ -187,6 +187,8 @@ def build() -> None:
                         lan_address=host.lan_address,
                         lan_ports=service.lan_ports,
                         gpu=service.gpu,
+                        userspace=service.userspace,
+                        dns=host.container_dns(),
                         secret_env=secret_env,
                     ),
                 )
@@ -195,6 +197,7 @@ def build() -> None:
             host_name,
             DockerHostArgs(
                 docker_url=host.docker,
+                cert_path=host.cert_path,
                 kind=host.kind,
                 services=hosted,
                 recorder_auth_key=tailnet.auth_keys[RECORDER_NAME]

@@ -38,6 +38,8 @@ class DockerHostArgs:
     """ssh://user@host (through the tailnet), unix:///path/to/docker.sock or tcp://host:port."""
     kind: Literal["wsl2", "linux"]
     services: Sequence[HostedService]
+    cert_path: str | None = None
+    """For tcp:// endpoints: the directory with the TLS client's ca.pem, cert.pem and key.pem."""
     recorder_auth_key: pulumi.Input[str] | None = None
     """Run the tailnet's SSH session recorder here, joining with this secret key."""
 
@@ -58,6 +60,7 @@ class DockerHost(pulumi.ComponentResource):
         provider = docker.Provider(
             f"{name}-docker",
             host=args.docker_url,
+            cert_path=args.cert_path,
             # Keep the SSH session alive across long image pulls over the tailnet.
             ssh_opts=["-o", "ServerAliveInterval=30", "-o", "ServerAliveCountMax=4"]
             if args.docker_url.startswith("ssh://")

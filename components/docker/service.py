@@ -25,6 +25,7 @@ SERVE_CONFIG_PATH = "/config/serve.json"
 NGINX_CONF_PATH = "/etc/nginx/nginx.conf"
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 """json-file log rotation for every container: at most 30 MB of logs each."""
+TUN_DEVICE = {"host_path": "/dev/net/tun", "container_path": "/dev/net/tun", "permissions": "rwm"}
 WSL2_MTU = "1280"
 """WSL2's virtual NIC plus the tailnet's WireGuard overhead leave less than Docker's 1500."""
 
@@ -46,6 +47,10 @@ class SidecarServiceArgs:
     lan_ports: Sequence[int] = ()
     gpu: bool = False
     host_kind: Literal["wsl2", "linux"] = "linux"
+    userspace: bool = False
+    """Userspace networking: no TUN device or NET_ADMIN, for hosts that cannot give them."""
+    dns: Sequence[str] = ()
+    """Resolvers for the service's containers instead of the host's (WSL2's is unreliable)."""
     secret_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     """Container role -> environment variable -> secret value."""
 
@@ -86,7 +91,7 @@ class SidecarService(pulumi.ComponentResource):
             f"TS_HOSTNAME={name}",
             f"TS_STATE_DIR={TS_STATE_DIR}",
             f"TS_SOCKET={TS_SOCKET_DIR}/tailscaled.sock",
-            "TS_USERSPACE=false",
+            f"TS_USERSPACE={'true' if args.userspace else 'false'}",
             f"TS_EXTRA_ARGS=--advertise-tags={','.join(args.tags)}",
             "TS_ENABLE_HEALTH_CHECK=true",
             f"TS_LOCAL_ADDR_PORT={TS_HEALTH_ADDR}",
@@ -108,14 +113,10 @@ class SidecarService(pulumi.ComponentResource):
             envs=envs,
             uploads=uploads,
             # Kernel networking: a real TUN device gives the app the node's tailnet address.
-            devices=[
-                {
-                    "host_path": "/dev/net/tun",
-                    "container_path": "/dev/net/tun",
-                    "permissions": "rwm",
-                }
-            ],
-            capabilities={"adds": ["NET_ADMIN"]},
+            devices=None if args.userspace else [TUN_DEVICE],
+            capabilities=None if args.userspace else {"adds": ["NET_ADMIN"]},
+            # Containers in this network namespace share its resolv.conf.
+            dns=list(args.dns) or None,
             mounts=[
                 _mount(state, TS_STATE_DIR),
                 _mount(socket, TS_SOCKET_DIR),
@@ -151,6 +152,7 @@ class SidecarService(pulumi.ComponentResource):
             started[spec.role] = self._container(
                 spec,
                 networks_advanced=[{"name": network.name, "aliases": [spec.role]}],
+                dns=list(args.dns) or None,
                 depends_on=[started[role] for role in spec.after if role in started],
             )
 
@@ -209,7 +211,10 @@ class SidecarService(pulumi.ComponentResource):
         for key, value in sorted(self._args.secret_env.get(spec.role, {}).items()):
             envs.append(pulumi.Output.concat(f"{key}=", value))
         healthcheck = None
+        wait = None
         if spec.healthcheck is not None:
+            # Wait until healthy, so the containers that start after this one find it ready.
+            wait = True
             check = spec.healthcheck
             healthcheck = {
                 "tests": list(check.test),
@@ -228,6 +233,7 @@ class SidecarService(pulumi.ComponentResource):
                 {"file": path, "content": content} for path, content in sorted(spec.files.items())
             ],
             healthcheck=healthcheck,
+            wait=wait,
             **extra,
         )
 

@@ -500,6 +500,24 @@ INVALID = [
         "tailnet.rules[0].dst",
         "at least 1 item",
     ),
+    case(
+        "tcp-endpoint-without-tls",
+        put("hosts.tequila.docker", "tcp://tequila:2376"),
+        "hosts.tequila.certPath",
+        "must use TLS",
+    ),
+    case(
+        "cert-path-on-an-ssh-endpoint",
+        put("hosts.tequila.certPath", "/keys/tequila"),
+        "hosts.tequila.certPath",
+        "only for tcp://",
+    ),
+    case(
+        "dns-not-an-address",
+        put("hosts.tequila.dns", ["one.one.one.one"]),
+        "hosts.tequila.dns[0]",
+        "not an IPv4 address",
+    ),
 ]
 
 
@@ -638,3 +656,14 @@ def test_only_the_tailnet_is_required() -> None:
 
     assert config.hosts == {}
     assert config.aws is None
+
+
+def test_wsl2_hosts_get_public_resolvers_unless_they_name_their_own():
+    raw = dev_raw()
+    config = parse_config(raw)
+    assert config.hosts["tequila"].container_dns() == ["1.1.1.1", "9.9.9.9"]
+    raw["hosts"]["tequila"]["dns"] = ["192.168.1.1"]
+    assert parse_config(raw).hosts["tequila"].container_dns() == ["192.168.1.1"]
+    raw["hosts"]["tequila"]["kind"] = "linux"
+    del raw["hosts"]["tequila"]["dns"]
+    assert parse_config(raw).hosts["tequila"].container_dns() == []

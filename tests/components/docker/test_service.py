@@ -240,3 +240,41 @@ def test_the_session_recorder_keeps_its_recordings_and_joins_with_a_secret(recor
     ], recorder.urn
     assert recorder.inputs["mounts"][0]["source"] == "recorder-data", recorder.urn
     assert recorder.ignore_changes == ["envs"], recorder.urn
+
+
+def test_userspace_sidecars_need_no_tun_device(record_program):
+    recording = build(record_program, service("media", "jellyfin", userspace=True))
+    sidecar = containers(recording)["media-tailscale"]
+    assert envs(sidecar)["TS_USERSPACE"] == "true", sidecar.urn
+    assert "devices" not in sidecar.inputs, sidecar.urn
+    assert "capabilities" not in sidecar.inputs, sidecar.urn
+
+
+def test_resolvers_are_set_where_a_container_owns_its_resolv_conf(record_program):
+    recording = build(record_program, service("photos", "immich", dns=("1.1.1.1", "9.9.9.9")))
+    by_name = containers(recording)
+    assert by_name["photos-tailscale"].inputs["dns"] == ["1.1.1.1", "9.9.9.9"]
+    assert by_name["photos-database"].inputs["dns"] == ["1.1.1.1", "9.9.9.9"]
+    # Docker refuses --dns beside --network container:, and the sidecar's resolv.conf is shared.
+    assert "dns" not in by_name["photos-server"].inputs
+
+
+def test_back_ends_with_a_health_check_are_waited_for_before_the_server_starts(immich):
+    by_name = containers(immich)
+    for role in ("database", "redis"):
+        assert by_name[f"photos-{role}"].inputs["wait"] is True, role
+    server = by_name["photos-server"]
+    assert {by_name["photos-database"].urn, by_name["photos-redis"].urn} <= set(server.depends_on)
+
+
+def test_a_tcp_docker_endpoint_uses_tls_client_certificates(record_program):
+    recording = record_program(
+        lambda: DockerHost(
+            "pisco",
+            DockerHostArgs(
+                docker_url="tcp://pisco:2376", kind="linux", services=[], cert_path="/keys/pisco"
+            ),
+        )
+    )
+    (provider,) = recording.of_type("pulumi:providers:docker")
+    assert provider.inputs["certPath"] == "/keys/pisco", provider.urn
