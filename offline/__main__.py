@@ -12,6 +12,14 @@ import pulumi
 from offline.plan import plan_project, render_json, render_text
 from offline.project import ProjectError, read_project
 
+OUTSIDE_CONFIG = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "PULUMI_CONFIG",
+    "PULUMI_CONFIG_SECRET_KEYS",
+)
+"""Environment variables that would feed config to the program from outside the stack files."""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -28,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # The plan depends on the stack files alone: the AWS provider would otherwise take its
-    # region from the environment when aws:region is unset.
-    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+    # region from the environment, and the SDK its config from PULUMI_CONFIG.
+    for variable in OUTSIDE_CONFIG:
         os.environ.pop(variable, None)
 
     directory = args.dir.resolve()

@@ -124,6 +124,9 @@ class Recording:
         return matches[0]
 
 
+ZONE_COUNTS = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-2": 4}
+"""Regions with more than the usual three availability zones (AWS's published counts)."""
+
 SECRET_OUTPUTS = {
     "tailscale:index/tailnetKey:TailnetKey": ("key", "tskey-auth"),
     "tailscale:index/oauthClient:OauthClient": ("key", "tskey-client"),
@@ -175,10 +178,11 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         self.calls[args.token] += 1
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{suffix}" for suffix in "abc"]
+            count = ZONE_COUNTS.get(self.region, 3)
+            names = [f"{self.region}{suffix}" for suffix in "abcdef"[:count]]
             return {
                 "names": names,
-                "zoneIds": [f"euc1-az{i}" for i in (1, 2, 3)],
+                "zoneIds": [f"{self.region}-az{i}" for i in range(1, count + 1)],
                 "id": self.region,
             }
         if args.token == "aws:ssm/getParameter:getParameter":

@@ -43,28 +43,70 @@ class _ConfigLoader(yaml.SafeLoader):
     strings, and a key defined twice is an error rather than silently replaced."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+        self.flatten_mapping(node)  # merge keys (<<) first, as YAML 1.2 tools do
+        seen: set[str] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            if isinstance(key, (list, dict, set)):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                )
+            # The CLI sees every key as text: 1 and '1' are the same key.
+            if str(key) in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} is defined twice", key_node.start_mark
                 )
-            seen.add(key)
+            seen.add(str(key))
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2's core schema: only true/false are booleans, no dates, no base-60 numbers, and
+# 1e3 is a number.
+_YAML_1_1_ONLY = ("bool", "timestamp", "int", "float")
 _ConfigLoader.yaml_implicit_resolvers = {
     first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+        (tag, regexp) for tag, regexp in resolvers if tag.rsplit(":", 1)[-1] not in _YAML_1_1_ONLY
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _ConfigLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+MAX_ITEMS = 100_000
+"""More values than any home lab has: a stack file past it is an alias bomb or a mistake."""
+MAX_DEPTH = 64
+
+
+def _check_size(value: Any, path: Path) -> None:
+    """Refuse values that expand through aliases into more than a config can mean."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_ITEMS or depth > MAX_DEPTH:
+            raise ProjectError(
+                f"{path} expands to more than {MAX_ITEMS} values or {MAX_DEPTH} levels "
+                "(a YAML alias that refers to itself, or nests too deep)"
+            )
+        if isinstance(item, dict):
+            stack += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
 
 
 def _text(key: str, value: Any, path: Path) -> str:
@@ -129,12 +171,13 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ProjectError(f"{path} cannot be read: {error.strerror}") from None
     except RecursionError:
-        raise ProjectError(f"{path} refers to itself through a YAML alias") from None
+        raise ProjectError(f"{path} nests deeper than a config can mean") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "unreadable"
         raise ProjectError(f"{path} is not valid YAML{where}: {problem}") from None
+    _check_size(document, path)
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -179,20 +222,26 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
 
     stack_path = directory / f"Pulumi.{stack}.yaml"
     stack_file = _load_yaml(stack_path)
+    stack_keys: set[str] = set()
     for key, value in _config_section(stack_file, stack_path).items():
         full = _full_key(project, key, stack_path, bare_is_project=False)
+        if full in stack_keys:
+            raise ProjectError(f"{stack_path}: config key {full} is set twice")
+        stack_keys.add(full)
         if _contains_secure(value):
             secret_keys.append(full)
             placeholders.append(full)
             value = _replace_secure(full, value)
         config[full] = _text(full, value, stack_path)
 
+    # A declared secret the stack file leaves unset would be decrypted by the CLI from the
+    # secrets provider; offline, a placeholder stands in. A value written in plain text stays
+    # plain, as the CLI would pass it, so the program can refuse it.
     for full in declared_secrets:
-        if full not in secret_keys:
+        if full not in stack_keys:
             secret_keys.append(full)
-            if not config.get(full):
-                config[full] = placeholder(full)
-                placeholders.append(full)
+            config[full] = placeholder(full)
+            placeholders.append(full)
 
     return ProjectConfig(
         project=project,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from offline.__main__ import OUTSIDE_CONFIG
 from offline.engine import Recording, record, run_program
 from offline.project import ProjectConfig, read_project
 
@@ -22,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def no_aws_region_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plans depend on the stack files alone, as the offline command makes them."""
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    for variable in OUTSIDE_CONFIG:
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture

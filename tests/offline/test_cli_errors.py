@@ -124,10 +124,10 @@ BAD_CONFIGS = [
         id="missing-tailnet",
     ),
     pytest.param(
-        # Set in plain text by mistake: still never echoed.
+        # Set in plain text by mistake: refused, and never echoed.
         {"immichDatabasePassword": "hunter2-short"},
-        "error: config key immichDatabasePassword: needs a secret of at least 16 characters",
-        id="short-immich-password",
+        "error: config key immichDatabasePassword: must be stored encrypted",
+        id="plain-text-immich-password",
     ),
 ]
 
