@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    Strict,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -29,13 +30,17 @@ from components.docker.apps import RECORDER_HOSTNAME, serves_http
 
 # DNS labels: hostnames, service names, tag names.
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Docker's reference grammar: [registry[:port]/]path-component(/path-component)*:tag[@digest].
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _IMAGE = re.compile(
-    r"^(?P<repository>[a-z0-9][a-z0-9._/-]*(:[0-9]+)?[a-z0-9._/-]*)"
-    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})"
-    r"(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"
+    rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+    r"(?:@sha256:[a-f0-9]{64})?"
 )
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TAILNET_DOMAIN = re.compile(r"^[a-z0-9-]+\.ts\.net$")
+# Tailnet logins: an email, or a GitHub-style login such as alice@github.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_TAILNET_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.ts\.net")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _PRIVATE = tuple(
     ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
@@ -44,10 +49,21 @@ _PRIVATE = tuple(
 WSL2_DNS = ("1.1.1.1", "9.9.9.9")
 """WSL2 writes a resolv.conf pointing at its NAT gateway, which containers often cannot reach
 after the laptop sleeps or joins a VPN; its containers use these resolvers unless told otherwise."""
+RESERVED_PORTS = {443: "HTTPS, served by the proxy", 9002: "the sidecar's health endpoint"}
+"""Ports an app cannot listen on: its front container shares the sidecar's namespace."""
 ROUTER_NAME = "router"
 """The subnet router's name on the tailnet, which no service or worker may take."""
 RECORDER_NAME = RECORDER_HOSTNAME
-_DOCKER_URL = re.compile(r"^(ssh://[^@\s/]+@[^\s/]+|unix:///\S+|tcp://[^\s/]+:[0-9]+)$")
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+_DOCKER_URL = re.compile(
+    rf"ssh://[a-z_][a-z0-9_.-]*@{_HOST}(?::(?P<ssh_port>[0-9]{{1,5}}))?"
+    r"|unix:///\S+"
+    rf"|tcp://{_HOST}:(?P<tcp_port>[0-9]{{1,5}})"
+)
+_ARM_INSTANCE = re.compile(r"[a-z]+[0-9]+g[a-z]*\.[a-z0-9]+")
+"""Graviton (arm64) instance types, which the router's arm64 image needs: t4g.nano, c7g.large."""
+NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5")
+"""Instance families with NVIDIA GPUs, which the workers' image and containers need."""
 
 
 class KeyPathError(ValueError):
@@ -78,7 +94,9 @@ def _image(value: str) -> str:
 
 def _email(value: str) -> str:
     if not _EMAIL.fullmatch(value):
-        raise ValueError(f"{value!r} is not an email address (a tailnet login)")
+        raise ValueError(
+            f"{value!r} is not a tailnet login: expected an email or a login such as alice@github"
+        )
     return value
 
 
@@ -90,10 +108,12 @@ def _tag(value: str) -> str:
     return value
 
 
-def _not_boolean(value: object) -> object:
-    # YAML's true is not the number 1: a boolean where a number belongs is a mistake.
+def _a_number(value: object) -> object:
+    # YAML's true is not the number 1, and "8080" in quotes is text: both are mistakes here.
     if isinstance(value, bool):
         raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    if isinstance(value, str):
+        raise ValueError(f"expected a number, not the text {value!r}")
     return value
 
 
@@ -111,11 +131,13 @@ def _ipv4(value: str) -> str:
 
 
 IPv4 = Annotated[str, AfterValidator(_ipv4)]
+Flag = Annotated[bool, Strict()]
+"""true or false, never yes, "true" or 1."""
 Label = Annotated[str, AfterValidator(_label)]
 Image = Annotated[str, AfterValidator(_image)]
 Tag = Annotated[str, AfterValidator(_tag)]
 Login = Annotated[str, AfterValidator(_email)]
-Number = Annotated[int, BeforeValidator(_not_boolean)]
+Number = Annotated[int, BeforeValidator(_a_number)]
 Port = Annotated[Number, Field(ge=1, le=65535)]
 
 
@@ -144,16 +166,16 @@ class TailnetConfig(Model):
     """``homelab:tailnet``: the tailnet every host, service, router and worker joins."""
 
     domain: str = Field(description="The tailnet's MagicDNS suffix, for example tail1234.ts.net.")
-    magic_dns: bool = True
-    https_certificates: bool = True
-    device_approval: bool = False
+    magic_dns: Flag = True
+    https_certificates: Flag = True
+    device_approval: Flag = False
     key_expiry_days: Number = Field(default=180, ge=1, le=180)
     admins: list[Login] = Field(min_length=1)
     members: list[Login] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(
         default_factory=list, description="Access rules of your own, merged after the stack's."
     )
-    adopt_existing_policy: bool = Field(
+    adopt_existing_policy: Flag = Field(
         default=False, description="Let the first update replace a hand-edited policy file."
     )
 
@@ -182,12 +204,12 @@ class ServiceConfig(Model):
     port: Port | None = Field(
         default=None, description="The front container's HTTP port; required for the web app."
     )
-    public: bool = False
-    userspace: bool = Field(
+    public: Flag = False
+    userspace: Flag = Field(
         default=False, description="Userspace networking for the sidecar (no TUN device)."
     )
     lan_ports: list[Port] = Field(default_factory=list)
-    gpu: bool = False
+    gpu: Flag = False
     reaches: list[Label] = Field(
         default_factory=list, description="Other services this one connects to over the tailnet."
     )
@@ -201,6 +223,11 @@ class ServiceConfig(Model):
                 raise KeyPathError(
                     key, f"is only for app 'web'; app {self.app!r} brings its own (use version)"
                 )
+        if self.port in RESERVED_PORTS:
+            raise KeyPathError(
+                "port",
+                f"{self.port} is taken in the sidecar's namespace ({RESERVED_PORTS[self.port]})",
+            )
         if self.app == "web" and self.version is not None:
             raise KeyPathError("version", "is not for app 'web': pin the tag in image")
         if not serves_http(self.app) and (self.public or self.proxy == "nginx"):
@@ -223,7 +250,7 @@ class HostConfig(Model):
     lan_address: str | None = Field(
         default=None, description="The host's LAN address, where LAN ports are published."
     )
-    gpu: bool = False
+    gpu: Flag = False
     cert_path: str | None = Field(
         default=None,
         description="Directory with ca.pem, cert.pem and key.pem for a tcp:// endpoint (TLS).",
@@ -231,7 +258,7 @@ class HostConfig(Model):
     dns: list[IPv4] | None = Field(
         default=None, description="Resolvers for the containers; WSL2 hosts get public ones."
     )
-    session_recorder: bool = Field(
+    session_recorder: Flag = Field(
         default=False, description="Run the tailnet's SSH session recorder on this host."
     )
     services: dict[Label, ServiceConfig] = Field(default_factory=dict)
@@ -244,7 +271,9 @@ class HostConfig(Model):
 
     @model_validator(mode="after")
     def _check_host(self) -> HostConfig:
-        if not _DOCKER_URL.fullmatch(self.docker):
+        endpoint = _DOCKER_URL.fullmatch(self.docker)
+        port = endpoint and (endpoint["ssh_port"] or endpoint["tcp_port"])
+        if not endpoint or (port and not 1 <= int(port) <= 65535):
             raise KeyPathError(
                 "docker",
                 f"{self.docker!r} is not a Docker endpoint: expected ssh://user@host, "
@@ -261,12 +290,12 @@ class HostConfig(Model):
         if self.lan_address is not None:
             expected = "an IPv4 address in a private LAN range (10/8, 172.16/12, 192.168/16)"
             try:
-                address = ipaddress.IPv4Network(self.lan_address)
+                address = ipaddress.IPv4Network(ipaddress.IPv4Address(self.lan_address))
             except ValueError:
                 raise KeyPathError(
                     "lanAddress", f"{self.lan_address!r} is not {expected}"
                 ) from None
-            if address.prefixlen != 32 or not is_rfc1918(address):
+            if not is_rfc1918(address):
                 raise KeyPathError("lanAddress", f"{self.lan_address!r} is not {expected}")
         published: dict[int, str] = {}
         for name, service in self.services.items():
@@ -291,11 +320,21 @@ class HostConfig(Model):
 class RouterConfig(Model):
     """``homelab:aws.router``: the subnet router that advertises the VPC to the tailnet."""
 
-    instance_type: str = "t4g.nano"
-    exit_node: bool = False
-    direct_udp: bool = Field(
+    instance_type: str = Field(default="t4g.nano", description="An arm64 (Graviton) type.")
+    exit_node: Flag = False
+    direct_udp: Flag = Field(
         default=True, description="Open UDP 41641 for direct tailnet connections."
     )
+
+    @model_validator(mode="after")
+    def _check_type(self) -> RouterConfig:
+        if not _ARM_INSTANCE.fullmatch(self.instance_type):
+            raise KeyPathError(
+                "instanceType",
+                f"{self.instance_type!r} is not an arm64 (Graviton) instance type such as "
+                "t4g.nano: the router runs AWS's arm64 image",
+            )
+        return self
 
 
 class WorkerConfig(Model):
@@ -303,10 +342,25 @@ class WorkerConfig(Model):
 
     workload: Literal["ollama", "fooocus", "whisper"]
     instance_type: str = "g4dn.xlarge"
-    max_spot_price: Annotated[float, BeforeValidator(_not_boolean)] = Field(
+    max_spot_price: Annotated[float, BeforeValidator(_a_number)] = Field(
         default=0.35, ge=0.001, le=10, allow_inf_nan=False, description="USD per hour."
     )
     models_volume_gib: Number = Field(default=100, ge=10, le=16384)
+
+    @model_validator(mode="after")
+    def _check_type(self) -> WorkerConfig:
+        _check_gpu_type(self.instance_type)
+        return self
+
+
+def _check_gpu_type(instance_type: str) -> None:
+    family, dot, size = instance_type.partition(".")
+    if not dot or not size or family not in NVIDIA_GPU_FAMILIES:
+        raise KeyPathError(
+            "instanceType",
+            f"{instance_type!r} is not an instance type with an NVIDIA GPU (families: "
+            f"{', '.join(NVIDIA_GPU_FAMILIES)})",
+        )
 
 
 class AwsConfig(Model):
@@ -359,6 +413,47 @@ class HomelabConfig(Model):
                 f"hosts.{recorders[1]}.sessionRecorder",
                 f"hosts.{recorders[0]} already runs the session recorder; the tailnet has one",
             )
+
+        for index, member in enumerate(self.tailnet.members):
+            if member in self.tailnet.admins:
+                raise KeyPathError(
+                    f"tailnet.members[{index}]",
+                    f"{member} is already an admin; a login is one or the other",
+                )
+        if any(True for _ in self.each_service()):
+            for key, enabled in (
+                ("magicDns", self.tailnet.magic_dns),
+                ("httpsCertificates", self.tailnet.https_certificates),
+            ):
+                if not enabled:
+                    raise KeyPathError(
+                        f"tailnet.{key}",
+                        "must stay on: services are reached at https://<name>.<tailnet> with "
+                        "certificates issued for that name",
+                    )
+
+        # Names whose containers and volumes would collide: p-model's cache and p's
+        # model-cache are both p-model-cache.
+        service_names = sorted(name for _, name, _ in self.each_service())
+        for path, name, _ in self.each_service():
+            for other in service_names:
+                if other != name and name.startswith(f"{other}-"):
+                    raise KeyPathError(
+                        path,
+                        f"{name!r} extends the service name {other!r} with a hyphen; their "
+                        "containers and volumes could share names",
+                    )
+
+        addresses: dict[str, str] = {}
+        for host_name, host in self.hosts.items():
+            if host.lan_address is None:
+                continue
+            if host.lan_address in addresses:
+                raise KeyPathError(
+                    f"hosts.{host_name}.lanAddress",
+                    f"{host.lan_address} is already hosts.{addresses[host.lan_address]}'s",
+                )
+            addresses[host.lan_address] = host_name
 
         # Every device joins the tailnet under its own name; MagicDNS needs them unique.
         devices = [(name, path) for path, name, _ in self.each_service()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pulumi
 import pulumi_aws as aws
 
@@ -26,7 +24,8 @@ from components.tailnet.tailnet import Identity, Tailnet, TailnetArgs
 from stacks.config import RECORDER_NAME, ROUTER_NAME, HomelabConfig, ServiceConfig
 from stacks.load import ConfigError, load_config
 
-AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+AWS_REGIONS = frozenset(region.value for region in aws.Region)
+"""The regions the AWS provider knows."""
 ROUTER_TAG = "tag:subnet-router"
 WORKER_TAG = "tag:gpu-worker"
 RECORDER_PORT = 80
@@ -120,9 +119,9 @@ def build() -> None:
     region = aws.config.region if config.aws is not None else None
     if config.aws is not None and not region:
         raise ConfigError("config key aws:region: is required when homelab:aws is set")
-    if region is not None and not AWS_REGION.fullmatch(region):
+    if region is not None and region not in AWS_REGIONS:
         raise ConfigError(
-            f"config key aws:region: {region!r} is not an AWS region name, for example eu-central-1"
+            f"config key aws:region: {region!r} is not an AWS region, for example eu-central-1"
         )
     lookups = None
     if config.aws is not None:

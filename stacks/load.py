@@ -20,8 +20,11 @@ class ConfigError(pulumi.RunError):
     """A config value is wrong. Pulumi prints a RunError's message without a traceback."""
 
     def __init__(self, message: str) -> None:
-        # Always one line: a newline inside a quoted key or value is shown escaped.
-        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
+        # Always one printable line: a newline or control character inside a quoted key or
+        # value is shown escaped, as Python writes it.
+        super().__init__(
+            "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+        )
 
 
 def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
