@@ -60,6 +60,18 @@ def test_number_keys_become_strings_as_the_cli_passes_them(tmp_path):
             "config:\n  homelab:tailnet: !!binary aGVsbG8=\n", "not plain data", id="yaml-binary"
         ),
         pytest.param(b"config:\n  homelab:x: caf\xe9\n", "not UTF-8", id="latin-1"),
+        pytest.param("config:\n  ? [a, b]\n  : c\n", "a key must be a plain value", id="list-key"),
+        pytest.param("config:\n  homelab:tailnet: &a [*a]\n", "refers to itself", id="alias-loop"),
+        pytest.param(
+            "config:\n  homelab:aws: {}\n  homelab:config:aws: {}\n",
+            "homelab:aws is set twice",
+            id="legacy-and-new-form",
+        ),
+        pytest.param(
+            "config:\n  homelab:hosts: {1: {}, '1': {}}\n",
+            "defined twice",
+            id="number-and-text-key",
+        ),
     ],
 )
 def test_unreadable_stack_files_end_in_one_message(tmp_path, text, fragment):
@@ -93,3 +105,29 @@ def test_secure_values_are_replaced_and_their_key_marked_secret(tmp_path):
     project = read_project(directory, "dev")
     assert "homelab:hosts" in project.secret_keys
     assert "v1:AAAA" not in project.config["homelab:hosts"]
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    text = "config:\n  homelab:bomb:\n" + "".join(f"    {level}\n" for level in levels)
+    with pytest.raises(ProjectError) as raised:
+        read_project(project_with(tmp_path, text), "dev")
+    assert "expands to more than" in str(raised.value)
+
+
+def test_yaml_1_2_numbers_and_merge_keys_read_as_the_cli_reads_them(tmp_path):
+    directory = project_with(
+        tmp_path,
+        "config:\n  homelab:aws:\n    base: &base {size: 1e2, port: 31:23}\n"
+        "    worker: {<<: *base, name: w}\n",
+    )
+    aws = json.loads(read_project(directory, "dev").config["homelab:aws"])
+    assert aws["worker"] == {"size": 100.0, "port": "31:23", "name": "w"}
+
+
+def test_a_secret_written_in_plain_text_stays_plain_so_the_program_refuses_it(tmp_path):
+    directory = project_with(tmp_path, "config:\n  homelab:immichDatabasePassword: plain\n")
+    project = read_project(directory, "dev")
+    assert project.config["homelab:immichDatabasePassword"] == "plain"
+    assert "homelab:immichDatabasePassword" not in project.secret_keys

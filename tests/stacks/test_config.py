@@ -518,6 +518,90 @@ INVALID = [
         "hosts.tequila.dns[0]",
         "not an IPv4 address",
     ),
+    # Second break test.
+    case(
+        "lan-address-with-a-prefix",
+        put("hosts.tequila.lanAddress", "192.168.1.20/32"),
+        "hosts.tequila.lanAddress",
+        "private LAN range",
+    ),
+    case(
+        "member-who-is-an-admin",
+        put("tailnet.members", ["admin@example.com"]),
+        "tailnet.members[0]",
+        "already an admin",
+    ),
+    case(
+        "service-name-extending-another",
+        rename("hosts.tequila.services.media", "photos-model"),
+        "hosts.tequila.services.photos-model",
+        "extends the service name 'photos'",
+    ),
+    case("web-app-on-443", put(f"{QUIZ}.port", 443), f"{QUIZ}.port", "taken in the sidecar"),
+    case("web-app-on-9002", put(f"{QUIZ}.port", 9002), f"{QUIZ}.port", "health endpoint"),
+    case(
+        "https-certificates-off-with-services",
+        put("tailnet.httpsCertificates", False),
+        "tailnet.httpsCertificates",
+        "must stay on",
+    ),
+    case(
+        "magic-dns-off-with-services",
+        put("tailnet.magicDns", False),
+        "tailnet.magicDns",
+        "must stay on",
+    ),
+    case(
+        "two-hosts-one-lan-address",
+        put("hosts.pisco", {"docker": "unix:///run/docker.sock", "lanAddress": "192.168.1.20"}),
+        "hosts.pisco.lanAddress",
+        "already hosts.tequila's",
+    ),
+    case("boolean-as-text", put(f"{QUIZ}.public", "true"), f"{QUIZ}.public", "valid boolean"),
+    case("boolean-as-yes", put("tailnet.magicDns", "yes"), "tailnet.magicDns", "valid boolean"),
+    case("port-as-text", put(f"{QUIZ}.port", "8080"), f"{QUIZ}.port", "not the text '8080'"),
+    case(
+        "domain-label-starting-with-a-hyphen",
+        put("tailnet.domain", "-.ts.net"),
+        "tailnet.domain",
+        "not a tailnet DNS name",
+    ),
+    case(
+        "tcp-port-out-of-range",
+        put("hosts.tequila.docker", "tcp://tequila:99999"),
+        "hosts.tequila.docker",
+        "not a Docker endpoint",
+    ),
+    case(
+        "ssh-option-smuggled-as-host",
+        put("hosts.tequila.docker", "ssh://ops@-oProxyCommand=id"),
+        "hosts.tequila.docker",
+        "not a Docker endpoint",
+    ),
+    case(
+        "image-with-an-empty-path-component",
+        put(f"{QUIZ}.image", "ghcr.io/example//quiz:1.0"),
+        f"{QUIZ}.image",
+        "not a pinned image reference",
+    ),
+    case(
+        "x86-router",
+        put("aws.router.instanceType", "t3.nano"),
+        "aws.router.instanceType",
+        "arm64",
+    ),
+    case(
+        "worker-without-a-gpu",
+        put(f"{OLLAMA}.instanceType", "t3.micro"),
+        f"{OLLAMA}.instanceType",
+        "NVIDIA GPU",
+    ),
+    case(
+        "worker-on-an-amd-gpu",
+        put(f"{OLLAMA}.instanceType", "g4ad.xlarge"),
+        f"{OLLAMA}.instanceType",
+        "NVIDIA GPU",
+    ),
 ]
 
 
@@ -667,3 +751,10 @@ def test_wsl2_hosts_get_public_resolvers_unless_they_name_their_own():
     raw["hosts"]["tequila"]["kind"] = "linux"
     del raw["hosts"]["tequila"]["dns"]
     assert parse_config(raw).hosts["tequila"].container_dns() == []
+
+
+@pytest.mark.parametrize("login", ["alice@github", "bob@example.com", "carol@passkey"])
+def test_tailnet_logins_are_written_as_tailscale_writes_them(login):
+    raw = dev_raw()
+    raw["tailnet"]["members"] = [login]
+    assert parse_config(raw).tailnet.members == [login]
