@@ -40,7 +40,7 @@ def service_tag(name: str) -> str:
 def service_ports(service: ServiceConfig) -> tuple[int, ...]:
     """The ports a service answers on the tailnet."""
     spec = app_spec(service.app, image=service.image, port=service.port)
-    return ((443,) if spec.http else ()) + spec.tcp_ports
+    return ((443,) if spec.http else ()) + spec.tcp_ports + tuple(spec.tls_tcp_ports)
 
 
 def has_recorder(config: HomelabConfig) -> bool:

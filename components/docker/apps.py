@@ -67,6 +67,8 @@ class AppSpec:
     others: tuple[ContainerSpec, ...] = ()
     tcp_ports: tuple[int, ...] = ()
     """Plain TCP ports served on the tailnet as they are (MQTT)."""
+    tls_tcp_ports: Mapping[int, int] = field(default_factory=dict)
+    """Tailnet port -> local port, TLS terminated by the sidecar (MQTT over TLS)."""
     http: bool = True
     proxy: ProxyNeeds = field(default_factory=ProxyNeeds)
 
@@ -167,6 +169,8 @@ _APPS: dict[str, AppSpec] = {
             files={MOSQUITTO_CONF: MOSQUITTO_CONFIG},
         ),
         tcp_ports=(1883,),
+        # MQTT over TLS for phones and laptops, with the node's own certificate.
+        tls_tcp_ports={8883: 1883},
         http=False,
     ),
 }

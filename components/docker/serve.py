@@ -9,7 +9,7 @@ tailnet ports are HTTPS-terminated or forwarded, ``Web`` maps ``host:port`` to h
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 CERT_DOMAIN = "${TS_CERT_DOMAIN}"
@@ -22,20 +22,28 @@ def render_serve_config(
     *,
     http_port: int | None,
     tcp_ports: Sequence[int] = (),
+    tls_tcp_ports: Mapping[int, int] | None = None,
     public: bool = False,
 ) -> dict[str, Any]:
     """Serve HTTPS on 443 to ``http_port`` on localhost and forward each TCP port as it is.
 
+    ``tls_tcp_ports`` maps a tailnet port to a local one, with TLS terminated by the sidecar
+    using the node's certificate (MQTT over TLS on 8883 in front of a plain broker on 1883).
     ``public`` opens the HTTPS port to the internet through Funnel.
     """
+    tls_tcp_ports = dict(tls_tcp_ports or {})
+    if set(tls_tcp_ports) & set(tcp_ports):
+        raise ValueError("a TCP port is both forwarded as it is and with TLS")
     if public and http_port is None:
         raise ValueError("Funnel serves HTTPS: a public service needs an HTTP port")
-    if HTTPS_PORT in tcp_ports and http_port is not None:
+    if HTTPS_PORT in (*tcp_ports, *tls_tcp_ports) and http_port is not None:
         raise ValueError("TCP port 443 is taken by HTTPS")
     tcp: dict[str, Any] = {}
     config: dict[str, Any] = {"TCP": tcp}
     for port in sorted(tcp_ports):
         tcp[str(port)] = {"TCPForward": f"127.0.0.1:{port}"}
+    for port, local in sorted(tls_tcp_ports.items()):
+        tcp[str(port)] = {"TCPForward": f"127.0.0.1:{local}", "TerminateTLS": CERT_DOMAIN}
     if http_port is not None:
         host_port = f"{CERT_DOMAIN}:{HTTPS_PORT}"
         tcp[str(HTTPS_PORT)] = {"HTTPS": True}

@@ -100,6 +100,7 @@ class SidecarService(pulumi.ComponentResource):
             serve = render_serve_config(
                 http_port=args.app.port if args.app.http else None,
                 tcp_ports=args.app.tcp_ports,
+                tls_tcp_ports=args.app.tls_tcp_ports,
                 public=args.public,
             )
             envs.append(f"TS_SERVE_CONFIG={SERVE_CONFIG_PATH}")

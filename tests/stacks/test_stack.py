@@ -60,7 +60,11 @@ def test_tailnet_policy_covers_the_stack(dev):
     assert policy["nodeAttrs"] == [{"target": ["tag:svc-quiz"], "attr": ["funnel"]}]
     home_rules = [rule for rule in policy["acls"] if rule["src"] == ["tag:svc-home"]]
     assert home_rules == [
-        {"action": "accept", "src": ["tag:svc-home"], "dst": ["tag:svc-mqtt:1883"]}
+        {
+            "action": "accept",
+            "src": ["tag:svc-home"],
+            "dst": ["tag:svc-mqtt:1883", "tag:svc-mqtt:8883"],
+        }
     ]
     # SSH to servers is checked, recorded, and refused when it cannot be recorded.
     (ssh,) = policy["ssh"]

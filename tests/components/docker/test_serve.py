@@ -115,3 +115,17 @@ def test_the_host_is_left_for_the_sidecar_to_fill_in():
     text = dump_serve_config(render_serve_config(http_port=8080, public=True))
     assert text.count("${TS_CERT_DOMAIN}:443") == 2
     assert ".ts.net" not in text
+
+
+def test_mqtt_over_tls_is_terminated_by_the_sidecar_with_the_nodes_certificate():
+    config = render_serve_config(http_port=None, tcp_ports=(1883,), tls_tcp_ports={8883: 1883})
+    assert config["TCP"]["8883"] == {
+        "TCPForward": "127.0.0.1:1883",
+        "TerminateTLS": "${TS_CERT_DOMAIN}",
+    }
+    assert config["TCP"]["1883"] == {"TCPForward": "127.0.0.1:1883"}
+
+
+def test_a_port_forwarded_both_plain_and_with_tls_is_refused():
+    with pytest.raises(ValueError, match="both forwarded"):
+        render_serve_config(http_port=None, tcp_ports=(8883,), tls_tcp_ports={8883: 1883})
