@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import yaml
 
 JOIN_SCRIPT = "/usr/local/sbin/homelab-join-tailnet"
+NODE_STATE_SCRIPT = "/usr/local/sbin/homelab-keep-node-state"
 SYSCTL_FILE = "/etc/sysctl.d/99-homelab-forwarding.conf"
 MODELS_DIR = "/models"
 
@@ -72,8 +73,12 @@ aws ssm get-parameter --region {shlex.quote(join.region)} \\
 """
 
 
-def render_router_user_data(join: TailnetJoin) -> str:
-    """cloud-config for the subnet router (Amazon Linux 2023, arm64)."""
+def render_router_user_data(join: TailnetJoin, state_parameter_arn: str) -> str:
+    """cloud-config for the subnet router (Amazon Linux 2023, arm64).
+
+    tailscaled keeps its state in the SSM parameter ``state_parameter_arn``, so a replaced
+    router is the same node with the same approved routes.
+    """
     forwarding = "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
     offload = """\
 #!/bin/sh
@@ -101,12 +106,17 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
                 "permissions": "0755",
                 "content": offload,
             },
+            {
+                "path": NODE_STATE_SCRIPT,
+                "permissions": "0755",
+                "content": render_node_state_script(state_parameter_arn),
+            },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
         ],
         "runcmd": [
             ["sysctl", "-p", SYSCTL_FILE],
             ["/usr/local/sbin/homelab-udp-offload"],
-            ["systemctl", "enable", "--now", "tailscaled"],
+            [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
         ],
     }
@@ -140,25 +150,27 @@ mount {mount_point} 2>/dev/null || mountpoint -q {mount_point}
 """
 
 
-def render_node_state_script(mount_point: str = MODELS_DIR) -> str:
-    """Keep tailscaled's state on the models volume and start it from there.
+def render_node_state_script(state: str, prepare: str = "") -> str:
+    """Start tailscaled with its state where it outlives the instance.
 
-    The volume outlives the instance, so a replaced worker comes back as the same node: same
-    name, same address, same certificate, no new device in the admin console.
+    ``state`` is tailscaled's ``--state``: a file on a volume that outlives the instance, or an
+    SSM parameter ARN. A replaced instance then comes back as the same node: same name, same
+    address, same certificate, routes still approved, no new device in the admin console.
     """
-    state_dir = f"{mount_point}/tailscale"
     return f"""\
 #!/bin/sh
-# Points tailscaled at its state on the models volume, then (re)starts it.
+# Points tailscaled at state that outlives this instance, then (re)starts it.
 set -eu
-mkdir -p {state_dir}
-chmod 0700 {state_dir}
-printf '%s\\n' 'PORT="41641"' \\
-    'FLAGS="--state={state_dir}/tailscaled.state --statedir={state_dir}"' \\
-    >/etc/default/tailscaled
+{prepare}printf '%s\\n' 'PORT="41641"' 'FLAGS="--state={state}"' >/etc/default/tailscaled
 systemctl enable tailscaled
 systemctl restart tailscaled
 """
+
+
+def models_node_state(mount_point: str = MODELS_DIR) -> tuple[str, str]:
+    """A worker's node state, kept on its models volume: (state, preparation)."""
+    state_dir = f"{mount_point}/tailscale"
+    return f"{state_dir}/tailscaled.state", f"mkdir -p {state_dir}\nchmod 0700 {state_dir}\n"
 
 
 def render_workload_script(workload: Workload, mount_point: str = MODELS_DIR) -> str:
@@ -205,9 +217,9 @@ apt-get install -y tailscale
                 "content": render_models_mount_script(volume_id),
             },
             {
-                "path": "/usr/local/sbin/homelab-keep-node-state",
+                "path": NODE_STATE_SCRIPT,
                 "permissions": "0755",
-                "content": render_node_state_script(),
+                "content": render_node_state_script(*models_node_state()),
             },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
             {
@@ -219,7 +231,7 @@ apt-get install -y tailscale
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],
             ["/usr/local/sbin/homelab-mount-models"],
-            ["/usr/local/sbin/homelab-keep-node-state"],
+            [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
         ],

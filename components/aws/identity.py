@@ -36,9 +36,14 @@ def join_key_parameter_name(name: str) -> str:
 
 
 def node_identity(
-    name: str, join_key: pulumi.Input[str], component: str, parent: pulumi.Resource
+    name: str,
+    join_key: pulumi.Input[str],
+    component: str,
+    parent: pulumi.Resource,
+    state_parameter: aws.ssm.Parameter | None = None,
 ) -> aws.iam.InstanceProfile:
-    """Store the join key as a SecureString and give the node a role that may read only it."""
+    """Store the join key as a SecureString and give the node a role that may read only it
+    (and read and write its node state, when that lives in ``state_parameter``)."""
     tags = aws_tags(name, component)
     child = pulumi.ResourceOptions(parent=parent)
 
@@ -62,17 +67,39 @@ def node_identity(
     aws.iam.RolePolicy(
         f"{name}-read-join-key",
         role=role.id,
-        policy=parameter.arn.apply(
-            lambda arn: json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": arn}
-                    ],
-                }
-            )
-        ),
+        policy=pulumi.Output.all(
+            parameter.arn, state_parameter.arn if state_parameter is not None else None
+        ).apply(lambda arns: _parameter_policy(*arns)),
         opts=child,
     )
 
     return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+
+
+def _parameter_policy(join_key_arn: str, state_arn: str | None) -> str:
+    statements = [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": join_key_arn}]
+    if state_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+                "Resource": state_arn,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def node_state_parameter(name: str, component: str, parent: pulumi.Resource) -> aws.ssm.Parameter:
+    """An SSM SecureString where tailscaled keeps the node's state (``--state=<arn>``).
+
+    It starts empty and tailscaled owns its value from then on, so the stack never changes it.
+    """
+    return aws.ssm.Parameter(
+        f"{name}-node-state",
+        name=f"/homelab/{pulumi.get_stack()}/{name}/tailscaled-state",
+        type="SecureString",
+        value="{}",
+        description=f"tailscaled state of {name}, written by the node itself",
+        tags=aws_tags(name, component),
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["value"]),
+    )

@@ -10,7 +10,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.cloud_init import TailnetJoin, render_router_user_data
-from components.aws.identity import aws_tags, join_key_parameter_name, node_identity
+from components.aws.identity import (
+    aws_tags,
+    join_key_parameter_name,
+    node_identity,
+    node_state_parameter,
+)
 
 TOKEN = "homelab:aws:SubnetRouter"
 TAILSCALE_UDP_PORT = 41641
@@ -132,17 +137,19 @@ class SubnetRouter(pulumi.ComponentResource):
         )
 
         self.hostname = name
-        profile = node_identity(name, args.join_key, TOKEN, self)
-        user_data = render_router_user_data(
-            TailnetJoin(
-                region=args.region,
-                key_parameter=join_key_parameter_name(name),
-                hostname=self.hostname,
-                tags=args.tags,
-                routes=(args.vpc_cidr,),
-                exit_node=args.exit_node,
-            )
+        # The router's node state lives in SSM, not on the instance: a replaced router comes
+        # back as the same node, and its routes stay approved.
+        state = node_state_parameter(name, TOKEN, self)
+        profile = node_identity(name, args.join_key, TOKEN, self, state_parameter=state)
+        join = TailnetJoin(
+            region=args.region,
+            key_parameter=join_key_parameter_name(name),
+            hostname=self.hostname,
+            tags=args.tags,
+            routes=(args.vpc_cidr,),
+            exit_node=args.exit_node,
         )
+        user_data = state.arn.apply(lambda arn: render_router_user_data(join, arn))
 
         # The image parameter moves with every Amazon Linux release; a new image must not replace
         # the router on an unrelated update, so the image is only read when the router is created.
@@ -154,6 +161,9 @@ class SubnetRouter(pulumi.ComponentResource):
             vpc_security_group_ids=[group.id],
             iam_instance_profile=profile.name,
             user_data=user_data,
+            # The router holds no state of its own, so new user data means a new instance that
+            # boots with it, rather than an in-place stop and start.
+            user_data_replace_on_change=True,
             # Forwarded packets carry tailnet source addresses, not the router's own.
             source_dest_check=False,
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},

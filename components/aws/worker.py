@@ -110,6 +110,9 @@ class GpuWorker(pulumi.ComponentResource):
             vpc_security_group_ids=[args.security_group_id],
             iam_instance_profile=profile.name,
             user_data=user_data,
+            # New user data means a new instance that boots with it; the models volume and the
+            # node state on it carry over.
+            user_data_replace_on_change=True,
             # A persistent spot request that stops on interruption: the instance, its root
             # volume and its tailnet identity come back when capacity does.
             instance_market_options={

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 
@@ -152,3 +154,24 @@ def test_every_zone_gets_its_own_subnet(vpc, zones, prefix):
     assert len(cidrs) == zones
     assert {cidr.split("/")[1] for cidr in cidrs} == {str(prefix)}
     assert len(set(cidrs)) == zones
+
+
+def test_the_router_keeps_its_node_state_in_ssm_that_only_it_may_write(lab):
+    state = lab.named("router-node-state")
+    assert state.inputs["type"] == "SecureString", state.urn
+    assert state.ignore_changes == ["value"], state.urn
+    policy = json.loads(lab.named("router-read-join-key").inputs["policy"])
+    (_, state_rule) = policy["Statement"]
+    assert state_rule["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    # The mock engine gives the parameter a deterministic ARN ending in its resource name.
+    arn = state_rule["Resource"]
+    assert arn.startswith("arn:aws:ssm:"), arn
+    assert arn.endswith("/router-node-state"), arn
+    router = instance(lab, "router")
+    assert f"--state={arn}" in router.inputs["userData"], router.urn
+
+
+@pytest.mark.parametrize("name", ["router", "ollama"])
+def test_new_user_data_means_a_new_instance(lab, name):
+    node = instance(lab, name)
+    assert node.inputs["userDataReplaceOnChange"] is True, node.urn

@@ -45,8 +45,10 @@ def worker_join(name: str) -> TailnetJoin:
     )
 
 
+STATE_ARN = "arn:aws:ssm:eu-central-1:123456789012:parameter/homelab/dev/router/tailscaled-state"
+
 USER_DATA = {
-    "router": render_router_user_data(ROUTER),
+    "router": render_router_user_data(ROUTER, STATE_ARN),
     "router-no-exit-node": render_router_user_data(
         TailnetJoin(
             region=ROUTER.region,
@@ -54,7 +56,8 @@ USER_DATA = {
             hostname=ROUTER.hostname,
             tags=ROUTER.tags,
             routes=ROUTER.routes,
-        )
+        ),
+        STATE_ARN,
     ),
     **{
         f"worker-{name}": render_worker_user_data(worker_join(name), workload, VOLUME_ID)
@@ -120,7 +123,7 @@ def test_every_script_that_is_written_is_run():
 
 
 def test_rendering_twice_gives_the_same_bytes():
-    assert render_router_user_data(ROUTER) == USER_DATA["router"]
+    assert render_router_user_data(ROUTER, STATE_ARN) == USER_DATA["router"]
     for name, workload in WORKLOADS.items():
         again = render_worker_user_data(worker_join(name), workload, VOLUME_ID)
         assert again == USER_DATA[f"worker-{name}"]
@@ -206,3 +209,12 @@ def test_a_replaced_worker_comes_back_as_the_same_node(name: str):
     keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
     join = commands.index(JOIN_SCRIPT)
     assert mount < keep_state < join
+
+
+def test_a_replaced_router_comes_back_as_the_same_node():
+    user_data = USER_DATA["router"]
+    keep = scripts_of(user_data)["/usr/local/sbin/homelab-keep-node-state"]
+    assert f"--state={STATE_ARN}" in keep
+    commands = [command[0] for command in runcmd_of(user_data)]
+    keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
+    assert keep_state < commands.index(JOIN_SCRIPT)
