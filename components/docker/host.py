@@ -71,7 +71,7 @@ class DockerHost(pulumi.ComponentResource):
 
         # Each image is pulled once per host, whatever number of services run it. Containers
         # reference the pulled image's id, so an unchanged stack plans no replacement.
-        needed = {TAILSCALE_IMAGE}
+        needed = {TAILSCALE_IMAGE} if args.services else set()
         if args.recorder_auth_key is not None:
             needed.add(RECORDER_IMAGE)
         for service in args.services:
@@ -115,7 +115,8 @@ class DockerHost(pulumi.ComponentResource):
         # state lives beside them, so a recreated container is the same recorder.
         recordings = docker.Volume(
             f"{name}-recorder-data",
-            name="recorder-data",
+            # An underscore, which service names cannot have, so no service volume takes it.
+            name="session_recordings",
             opts=pulumi.ResourceOptions.merge(
                 on_host, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
             ),

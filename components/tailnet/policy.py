@@ -220,46 +220,58 @@ def _tests(
     people: People, pieces: Sequence[PolicyPiece], tags: Sequence[str], rules: Sequence[Rule]
 ) -> list[dict]:
     """Tests Tailscale runs before it accepts the policy: the admins keep their access, and
-    nobody else reaches more than the stack grants. The user's own rules may grant more, so
-    whoever a rule gives access to gets no deny test."""
-    granted_by_rules = {src for rule in rules for src in rule.src}
+    nobody else reaches more than the stack grants. Where the user's own rules grant more, the
+    deny tests leave out the hosts those rules open, and keep the rest."""
     admin = sorted(people.admins)[0]
     reachable = sorted(
         {
             f"{tag}:{port}"
             for piece in pieces
             for tag in piece.tags
-            for port in (piece.ports or (22,))
+            for port in (*piece.ports, *((22,) if piece.ssh or not piece.ports else ()))
         }
     )
     tests: list[dict[str, Any]] = [{"src": admin, "accept": reachable}] if reachable else []
-    members_granted = granted_by_rules & {MEMBERS, "autogroup:member", *people.members}
-    if people.members and not members_granted:
+
+    if people.members:
         # Members reach what the services serve, and never a device's SSH port.
         member = sorted(people.members)[0]
+        opened = _opened_by_rules(rules, {MEMBERS, "autogroup:member", member})
         served = sorted(
             {f"{tag}:{port}" for piece in pieces for tag in piece.tags for port in piece.ports}
         )
-        member_test: dict[str, Any] = {"src": member, "deny": [f"{tag}:22" for tag in tags]}
+        member_test: dict[str, Any] = {"src": member}
         if served:
             member_test["accept"] = served
+        denied = [f"{tag}:22" for tag in tags if tag not in opened]
+        if denied:
+            member_test["deny"] = denied
         tests.append(member_test)
+
     # A device reaches only what it declares: each kind is denied one port it did not ask for.
     denied_by_source: dict[str, str] = {}
     for piece in pieces:
+        if not piece.tags:
+            continue
         own = set(piece.tags)
+        opened = _opened_by_rules(rules, own)
         declared = {f"{tag}:{port}" for tag, port in piece.reaches}
         undeclared = sorted(
             f"{other.tags[0]}:{port}"
             for other in pieces
-            if not own & set(other.tags)
+            if not own & set(other.tags) and other.tags[0] not in opened
             for port in other.ports
             if f"{other.tags[0]}:{port}" not in declared
         )
-        if piece.tags and undeclared and not own & granted_by_rules:
+        if undeclared:
             denied_by_source.setdefault(piece.tags[0], undeclared[0])
     tests += [{"src": src, "deny": [dst]} for src, dst in sorted(denied_by_source.items())]
     return tests
+
+
+def _opened_by_rules(rules: Sequence[Rule], sources: set[str]) -> set[str]:
+    """The hosts that the user's rules open to any of ``sources`` (on any port)."""
+    return {dst.rpartition(":")[0] for rule in rules if sources & set(rule.src) for dst in rule.dst}
 
 
 def dump_policy(policy: dict[str, Any]) -> str:

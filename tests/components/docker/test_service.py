@@ -238,7 +238,10 @@ def test_the_session_recorder_keeps_its_recordings_and_joins_with_a_secret(recor
         "--hostname=recorder",
         "--ui",
     ], recorder.urn
-    assert recorder.inputs["mounts"][0]["source"] == "recorder-data", recorder.urn
+    assert recorder.inputs["mounts"][0]["source"] == "session_recordings", recorder.urn
+    # A host without services pulls only what the recorder runs.
+    images = [i.inputs["name"] for i in recording.of_type("docker:index/remoteImage:RemoteImage")]
+    assert images == ["tailscale/tsrecorder:v1.88.3"]
     assert recorder.ignore_changes == ["envs"], recorder.urn
 
 

@@ -161,6 +161,7 @@ def test_admins_reach_everything_and_the_tests_prove_it(policy):
             "src": "admin@example.com",
             "accept": [
                 f"{FUNNEL}:443",
+                f"{WORKER}:22",
                 f"{WORKER}:443",
                 f"{SERVICE}:1883",
                 f"{SERVICE}:443",
@@ -223,8 +224,12 @@ def test_user_rules_are_merged_after_the_stacks_own():
         "src": ["group:members"],
         "dst": [f"{ROUTER}:22"],
     }
-    # The rule grants members more than the stack does, so no member deny test contradicts it.
-    assert all(test["src"] != "family@example.com" for test in policy["tests"])
+    # The rule opens the router to members: its SSH port leaves the member deny test, which
+    # keeps everything else.
+    (member_test,) = [test for test in policy["tests"] if test["src"] == "family@example.com"]
+    assert f"{ROUTER}:22" not in member_test["deny"]
+    assert f"{WORKER}:22" in member_test["deny"]
+    assert member_test["accept"]
 
 
 @pytest.mark.parametrize(
@@ -286,3 +291,15 @@ def test_a_policy_that_would_lock_the_admins_out_is_refused(policy, breakage, fr
 def test_each_kind_of_device_is_denied_something_it_did_not_declare(policy):
     sources = {test["src"] for test in policy["tests"] if "deny" in test}
     assert {SERVICE, ROUTER, WORKER} <= sources
+
+
+def test_a_rule_for_a_device_moves_its_deny_test_to_a_host_the_rule_leaves_closed():
+    pieces = [
+        PolicyPiece(owner="service a", tags=("tag:svc-a",), ports=(443,)),
+        PolicyPiece(owner="service b", tags=("tag:svc-b",), ports=(443,)),
+        PolicyPiece(owner="service c", tags=("tag:svc-c",), ports=(443,)),
+    ]
+    rule = Rule(src=("tag:svc-a",), dst=("tag:svc-b:443",))
+    policy = render_policy(PEOPLE, pieces, [rule])
+    (a_test,) = [test for test in policy["tests"] if test["src"] == "tag:svc-a"]
+    assert a_test["deny"] == ["tag:svc-c:443"]
