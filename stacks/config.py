@@ -346,6 +346,8 @@ class WorkerConfig(Model):
         default=0.35, ge=0.001, le=10, allow_inf_nan=False, description="USD per hour."
     )
     models_volume_gib: Number = Field(default=100, ge=10, le=16384)
+    state: Literal["running", "stopped"] = "running"
+    idle_minutes: Number = Field(default=15, ge=5, le=1440)
 
     @model_validator(mode="after")
     def _check_type(self) -> WorkerConfig:

@@ -239,6 +239,8 @@ def build() -> None:
                     instance_type=worker.instance_type,
                     max_spot_price=worker.max_spot_price,
                     models_volume_gib=worker.models_volume_gib,
+                    state=worker.state,
+                    idle_minutes=worker.idle_minutes,
                 ),
             )
             urls[name] = gpu_worker.url

@@ -191,7 +191,63 @@ tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}
 """
 
 
-def render_worker_user_data(join: TailnetJoin, workload: Workload, volume_id: str) -> str:
+IDLE_SCRIPT = "/usr/local/sbin/homelab-idle-stop"
+IDLE_MARK = "/run/homelab-idle-since"
+
+
+def render_idle_stop_script(port: int, idle_minutes: int) -> str:
+    """Stop the instance after ``idle_minutes`` with no request in flight and an idle GPU.
+
+    Requests arrive through ``tailscale serve`` as connections to the workload's local port; a
+    running job shows as GPU utilisation. Shutting down stops the instance (its shutdown
+    behaviour is stop): the spot request, the volumes and the node stay, and starting the
+    instance again brings everything back. The mark lives in /run, so a start begins afresh.
+    """
+    return f"""\
+#!/bin/sh
+# Stops this worker once it has been idle for {idle_minutes} minutes (run every minute).
+set -eu
+connections=$(ss -Htn state established '( sport = :{port} )' | wc -l)
+gpu=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits | sort -n | tail -n 1)
+now=$(date +%s)
+if [ "$connections" -gt 0 ] || [ "${{gpu:-0}}" -gt 0 ]; then
+    echo "$now" >{IDLE_MARK}
+    exit 0
+fi
+[ -s {IDLE_MARK} ] || echo "$now" >{IDLE_MARK}
+since=$(cat {IDLE_MARK})
+if [ $((now - since)) -ge {idle_minutes * 60} ]; then
+    logger -t homelab-idle-stop "idle for {idle_minutes} minutes: stopping"
+    shutdown -h now
+fi
+"""
+
+
+IDLE_SERVICE = """\
+[Unit]
+Description=Stop this GPU worker when it has been idle
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/homelab-idle-stop
+"""
+
+IDLE_TIMER = """\
+[Unit]
+Description=Check every minute whether this GPU worker is idle
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=1min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def render_worker_user_data(
+    join: TailnetJoin, workload: Workload, volume_id: str, idle_minutes: int = 15
+) -> str:
     """cloud-config for a GPU worker (an Ubuntu GPU image with Docker and NVIDIA's toolkit)."""
     install = """\
 #!/bin/sh
@@ -227,6 +283,21 @@ apt-get install -y tailscale
                 "permissions": "0755",
                 "content": render_workload_script(workload),
             },
+            {
+                "path": IDLE_SCRIPT,
+                "permissions": "0755",
+                "content": render_idle_stop_script(workload.port, idle_minutes),
+            },
+            {
+                "path": "/etc/systemd/system/homelab-idle-stop.service",
+                "permissions": "0644",
+                "content": IDLE_SERVICE,
+            },
+            {
+                "path": "/etc/systemd/system/homelab-idle-stop.timer",
+                "permissions": "0644",
+                "content": IDLE_TIMER,
+            },
         ],
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],
@@ -234,6 +305,8 @@ apt-get install -y tailscale
             [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "homelab-idle-stop.timer"],
         ],
     }
     return _cloud_config(document)

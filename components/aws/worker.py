@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -58,6 +59,10 @@ class GpuWorkerArgs:
     instance_type: str = "g4dn.xlarge"
     max_spot_price: float = 0.35
     models_volume_gib: int = 100
+    state: Literal["running", "stopped"] = "running"
+    """The state `pulumi up` puts the worker in (see the README on waking a stopped worker)."""
+    idle_minutes: int = 15
+    """The worker stops itself after this long without requests or GPU use."""
 
 
 class GpuWorker(pulumi.ComponentResource):
@@ -98,7 +103,7 @@ class GpuWorker(pulumi.ComponentResource):
         )
         workload = WORKLOADS[args.workload]
         user_data = models.id.apply(
-            lambda volume_id: render_worker_user_data(join, workload, volume_id)
+            lambda volume_id: render_worker_user_data(join, workload, volume_id, args.idle_minutes)
         )
 
         # As for the router, a newer GPU image must not replace a worker on an unrelated update.
@@ -123,6 +128,8 @@ class GpuWorker(pulumi.ComponentResource):
                     "max_price": f"{args.max_spot_price:.4f}",
                 },
             },
+            # Idle stop shuts the system down; that stops the instance instead of ending it.
+            instance_initiated_shutdown_behavior="stop",
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
             root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 100},
             tags=aws_tags(f"{name}-instance", TOKEN),
@@ -138,6 +145,13 @@ class GpuWorker(pulumi.ComponentResource):
             # Stop the instance before detaching, so the filesystem is never cut off mid-write.
             stop_instance_before_detaching=True,
             opts=child,
+        )
+
+        # The desired state from config. Pulumi compares it with the state it last set, not with
+        # the instance, so a worker that stopped itself stays stopped through an unrelated
+        # `pulumi up`; only a refresh (or setting the state) starts it again.
+        aws.ec2transitgateway.InstanceState(
+            f"{name}-state", instance_id=instance.id, state=args.state, opts=child
         )
 
         self.url = f"https://{name}.{args.domain}"

@@ -602,6 +602,13 @@ INVALID = [
         f"{OLLAMA}.instanceType",
         "NVIDIA GPU",
     ),
+    case("worker-state-unknown", put(f"{OLLAMA}.state", "paused"), f"{OLLAMA}.state", "running"),
+    case(
+        "idle-minutes-too-short",
+        put(f"{OLLAMA}.idleMinutes", 1),
+        f"{OLLAMA}.idleMinutes",
+        "greater than or equal to 5",
+    ),
 ]
 
 

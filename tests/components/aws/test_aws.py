@@ -175,3 +175,11 @@ def test_the_router_keeps_its_node_state_in_ssm_that_only_it_may_write(lab):
 def test_new_user_data_means_a_new_instance(lab, name):
     node = instance(lab, name)
     assert node.inputs["userDataReplaceOnChange"] is True, node.urn
+
+
+def test_the_worker_is_kept_in_its_desired_state_and_idle_stop_stops_it(lab):
+    (state,) = lab.of_type("aws:ec2transitgateway/instanceState:InstanceState")
+    worker = instance(lab, "ollama")
+    assert state.inputs["state"] == "running", state.urn
+    assert state.inputs["instanceId"] == worker.id, state.urn
+    assert worker.inputs["instanceInitiatedShutdownBehavior"] == "stop", worker.urn

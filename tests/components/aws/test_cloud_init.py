@@ -117,9 +117,38 @@ def test_every_script_is_a_strict_posix_sh_script(script: str):
 
 
 def test_every_script_that_is_written_is_run():
+    """By cloud-init at first boot, or by a systemd unit the same user data writes."""
     for user_data in USER_DATA.values():
-        commands = [command[0] for command in runcmd_of(user_data)]
-        assert set(scripts_of(user_data)) <= set(commands)
+        commands = {command[0] for command in runcmd_of(user_data)}
+        units = [
+            item["content"]
+            for item in yaml.safe_load(user_data)["write_files"]
+            if item["path"].startswith("/etc/systemd/system/")
+        ]
+        started_by_units = {
+            line.removeprefix("ExecStart=")
+            for unit in units
+            for line in unit.splitlines()
+            if line.startswith("ExecStart=")
+        }
+        assert set(scripts_of(user_data)) <= commands | started_by_units
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_an_idle_worker_stops_itself_and_the_timer_that_checks_is_enabled(name: str):
+    user_data = USER_DATA[f"worker-{name}"]
+    idle = scripts_of(user_data)["/usr/local/sbin/homelab-idle-stop"]
+    assert f"sport = :{WORKLOADS[name].port}" in idle
+    assert "-ge 900 ]" in idle  # 15 minutes, the default
+    assert "shutdown -h now" in idle
+    assert ["systemctl", "enable", "--now", "homelab-idle-stop.timer"] in runcmd_of(user_data)
+
+
+def test_the_idle_time_comes_from_config():
+    user_data = render_worker_user_data(
+        worker_join("ollama"), WORKLOADS["ollama"], VOLUME_ID, idle_minutes=45
+    )
+    assert "-ge 2700 ]" in scripts_of(user_data)["/usr/local/sbin/homelab-idle-stop"]
 
 
 def test_rendering_twice_gives_the_same_bytes():
