@@ -158,6 +158,7 @@ def render_text(plan: dict[str, Any]) -> str:
     for type_, count in plan["counts"].items():
         lines.append(f"  {type_:<{width}}  {count:>3}")
     lines.append(f"  {'total':<{width}}  {sum(plan['counts'].values()):>3}")
+    lines += _cost_lines(plan["outputs"].get("costs"))
     lines += ["", "Outputs:"]
     for key, value in plan["outputs"].items():
         if isinstance(value, str) and "\n" in value:
@@ -165,6 +166,42 @@ def render_text(plan: dict[str, Any]) -> str:
         else:
             lines.append(f"  {key}: {json.dumps(value, sort_keys=True)}")
     return "\n".join(lines) + "\n"
+
+
+def _cost_lines(costs: Any) -> list[str]:
+    """The stack's estimated AWS cost, from its ``costs`` output."""
+    if not isinstance(costs, dict):
+        return []
+    lines = [
+        "",
+        f"Estimated AWS cost (prices of {costs['priceDate']}, components/aws/prices.json):",
+    ]
+    router = costs.get("router")
+    volumes = 0.0
+    if router:
+        lines.append(f"  router, always on          ${router['monthlyUsd']:.2f}/month")
+    for name, worker in sorted(costs.get("workers", {}).items()):
+        if not worker:
+            lines.append(f"  worker {name}: no price data for its instance type")
+            continue
+        volumes += worker["storageMonthlyUsd"]
+        lines.append(
+            f"  worker {name:<19} ${worker['runningHourlyUsd']:.3f}/hour while running "
+            f"(at most ${worker['maxHourlyUsd']:.3f}), "
+            f"volumes ${worker['storageMonthlyUsd']:.2f}/month"
+        )
+    if router:
+        total = router["monthlyUsd"] + volumes
+        lines.append(f"  every month, GPUs idle     ${total:.2f}")
+    nat = costs.get("natGatewayInstead")
+    if nat:
+        lines.append(
+            f"  a NAT gateway instead      ${nat['monthlyUsd']:.2f}/month "
+            f"plus ${nat['perGibUsd']}/GiB"
+        )
+    if not router:
+        lines.append("  no price data for this region")
+    return lines
 
 
 def render_json(plan: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.costs import as_output, nat_gateway_cost, price_date
 from components.aws.lookups import look_up
 from components.aws.router import SubnetRouter, SubnetRouterArgs, resolver_address
 from components.aws.worker import GpuWorker, GpuWorkerArgs
@@ -221,6 +222,7 @@ def build() -> None:
                 direct_udp=config.aws.router.direct_udp,
             ),
         )
+        worker_costs: dict[str, object] = {}
         for index, (name, worker) in enumerate(config.aws.workers.items()):
             # Spread workers across zones: spot capacity differs from zone to zone.
             zone_index = index % config.aws.availability_zones
@@ -244,10 +246,20 @@ def build() -> None:
                 ),
             )
             urls[name] = gpu_worker.url
+            worker_costs[name] = as_output(gpu_worker.cost)
         pulumi.export("vpcId", router.vpc_id)
         pulumi.export("vpcCidr", config.aws.vpc_cidr)
         pulumi.export("vpcResolver", router.resolver)
         pulumi.export("routerHostname", router.hostname)
+        pulumi.export(
+            "costs",
+            {
+                "priceDate": price_date(),
+                "router": as_output(router.cost),
+                "workers": worker_costs,
+                "natGatewayInstead": as_output(nat_gateway_cost(region)),
+            },
+        )
 
     pulumi.export("tailnetDomain", config.tailnet.domain)
     pulumi.export("tailnetPolicy", tailnet.policy)

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.cloud_init import TailnetJoin, render_router_user_data
+from components.aws.costs import RouterCost, as_output, router_cost
 from components.aws.identity import (
     aws_tags,
     join_key_parameter_name,
@@ -19,6 +20,7 @@ from components.aws.identity import (
 
 TOKEN = "homelab:aws:SubnetRouter"
 TAILSCALE_UDP_PORT = 41641
+ROOT_GIB = 8
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class SubnetRouter(pulumi.ComponentResource):
     """The VPC's DNS resolver address."""
     hostname: str
     """The router's name on the tailnet."""
+    cost: RouterCost | None
+    """Its estimated monthly cost (None where the price table has no figure)."""
 
     def __init__(
         self, name: str, args: SubnetRouterArgs, opts: pulumi.ResourceOptions | None = None
@@ -167,7 +171,7 @@ class SubnetRouter(pulumi.ComponentResource):
             # Forwarded packets carry tailnet source addresses, not the router's own.
             source_dest_check=False,
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
-            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 8},
+            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": ROOT_GIB},
             tags=aws_tags(f"{name}-instance", TOKEN),
             volume_tags=aws_tags(f"{name}-root", TOKEN),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
@@ -177,6 +181,7 @@ class SubnetRouter(pulumi.ComponentResource):
         self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets])
         self.security_group_id = group.id
         self.resolver = resolver_address(args.vpc_cidr)
+        self.cost = router_cost(args.region, args.instance_type, ROOT_GIB)
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
@@ -184,5 +189,6 @@ class SubnetRouter(pulumi.ComponentResource):
                 "securityGroupId": self.security_group_id,
                 "resolver": self.resolver,
                 "hostname": self.hostname,
+                "cost": as_output(self.cost),
             }
         )

@@ -10,10 +10,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.cloud_init import TailnetJoin, Workload, render_worker_user_data
+from components.aws.costs import WorkerCost, as_output, worker_cost
 from components.aws.identity import aws_tags, join_key_parameter_name, node_identity
 
 TOKEN = "homelab:aws:GpuWorker"
 MODELS_DEVICE = "/dev/sdf"
+ROOT_GIB = 100
+"""The GPU image's root volume holds the driver, CUDA and Docker's images."""
 
 WORKLOADS: dict[str, Workload] = {
     "ollama": Workload(
@@ -72,6 +75,8 @@ class GpuWorker(pulumi.ComponentResource):
     """Where the workload answers on the tailnet."""
     instance_id: pulumi.Output[str]
     """The instance's id."""
+    cost: WorkerCost | None
+    """Its estimated cost: hourly while it runs, monthly for its volumes."""
 
     def __init__(
         self,
@@ -131,7 +136,7 @@ class GpuWorker(pulumi.ComponentResource):
             # Idle stop shuts the system down; that stops the instance instead of ending it.
             instance_initiated_shutdown_behavior="stop",
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
-            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": 100},
+            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": ROOT_GIB},
             tags=aws_tags(f"{name}-instance", TOKEN),
             volume_tags=aws_tags(f"{name}-root", TOKEN),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
@@ -156,4 +161,13 @@ class GpuWorker(pulumi.ComponentResource):
 
         self.url = f"https://{name}.{args.domain}"
         self.instance_id = instance.id
-        self.register_outputs({"url": self.url, "instanceId": self.instance_id})
+        self.cost = worker_cost(
+            args.region,
+            args.instance_type,
+            args.max_spot_price,
+            ROOT_GIB,
+            args.models_volume_gib,
+        )
+        self.register_outputs(
+            {"url": self.url, "instanceId": self.instance_id, "cost": as_output(self.cost)}
+        )

@@ -318,3 +318,14 @@ def test_changing_images_versions_and_proxies_never_touches_a_data_volume(run_st
         before.named("photos-server").inputs["image"]
         != after.named("photos-server").inputs["image"]
     )
+
+
+def test_the_plan_reports_what_the_aws_part_costs(dev, dev_project):
+    costs = dev.outputs["costs"]
+    assert costs["router"]["monthlyUsd"] < 8
+    assert set(costs["workers"]) == {"ollama", "fooocus"}
+    assert costs["natGatewayInstead"]["monthlyUsd"] > costs["router"]["monthlyUsd"]
+    text = render_text(build_plan(dev_project, dev, preview=False))
+    assert "Estimated AWS cost" in text
+    assert f"router, always on          ${costs['router']['monthlyUsd']:.2f}/month" in text
+    assert "a NAT gateway instead" in text
