@@ -370,6 +370,10 @@ class AwsConfig(Model):
 
     vpc_cidr: str = "10.60.0.0/16"
     availability_zones: Number = Field(default=2, ge=2, le=6)
+    nat_instance: Flag = Field(
+        default=False,
+        description="Workers in private subnets, reaching the internet through the router.",
+    )
     router: RouterConfig = Field(default_factory=RouterConfig)
     workers: dict[Label, WorkerConfig] = Field(default_factory=dict)
 

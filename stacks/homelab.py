@@ -220,6 +220,7 @@ def build() -> None:
                 instance_type=config.aws.router.instance_type,
                 exit_node=config.aws.router.exit_node,
                 direct_udp=config.aws.router.direct_udp,
+                nat_instance=config.aws.nat_instance,
             ),
         )
         worker_costs: dict[str, object] = {}
@@ -243,6 +244,7 @@ def build() -> None:
                     models_volume_gib=worker.models_volume_gib,
                     state=worker.state,
                     idle_minutes=worker.idle_minutes,
+                    public_ipv4=not config.aws.nat_instance,
                 ),
             )
             urls[name] = gpu_worker.url

@@ -73,11 +73,47 @@ aws ssm get-parameter --region {shlex.quote(join.region)} \\
 """
 
 
-def render_router_user_data(join: TailnetJoin, state_parameter_arn: str) -> str:
+MASQUERADE_SCRIPT = "/usr/local/sbin/homelab-masquerade"
+
+
+def render_masquerade_script(private_cidr: str) -> str:
+    """Masquerade the private subnets' traffic to the internet behind the router's address."""
+    return f"""\
+#!/bin/sh
+# NAT instance: private subnets leave through this router, under its address.
+set -eu
+iface=$(ip -o route show default | awk '{{print $5; exit}}')
+nft delete table ip homelab-nat 2>/dev/null || true
+nft add table ip homelab-nat
+nft 'add chain ip homelab-nat postrouting {{ type nat hook postrouting priority 100 ; }}'
+nft add rule ip homelab-nat postrouting ip saddr {private_cidr} oifname "$iface" masquerade
+"""
+
+
+MASQUERADE_SERVICE = f"""\
+[Unit]
+Description=Masquerade the private subnets behind this router
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={MASQUERADE_SCRIPT}
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def render_router_user_data(
+    join: TailnetJoin, state_parameter_arn: str, *, masquerade: str | None = None
+) -> str:
     """cloud-config for the subnet router (Amazon Linux 2023, arm64).
 
     tailscaled keeps its state in the SSM parameter ``state_parameter_arn``, so a replaced
-    router is the same node with the same approved routes.
+    router is the same node with the same approved routes. With ``masquerade`` (a CIDR), the
+    router is also the NAT instance of the private subnets in that range.
     """
     forwarding = "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
     offload = """\
@@ -120,6 +156,25 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
             [JOIN_SCRIPT],
         ],
     }
+    if masquerade is not None:
+        document["packages"].append("nftables")
+        document["write_files"] += [
+            {
+                "path": MASQUERADE_SCRIPT,
+                "permissions": "0755",
+                "content": render_masquerade_script(masquerade),
+            },
+            {
+                "path": "/etc/systemd/system/homelab-masquerade.service",
+                "permissions": "0644",
+                "content": MASQUERADE_SERVICE,
+            },
+        ]
+        # Started by systemd on every boot, so the NAT survives a reboot.
+        document["runcmd"][2:2] = [
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "homelab-masquerade.service"],
+        ]
     return _cloud_config(document)
 
 

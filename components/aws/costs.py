@@ -32,7 +32,8 @@ class WorkerCost:
     """A GPU worker: compute while it runs, storage always."""
 
     running_hourly_usd: float
-    """Spot estimate (capped at the worker's maximum price) plus its public IPv4 address."""
+    """Spot estimate (capped at the worker's maximum price) plus its public IPv4 address, if
+    it has one."""
     max_hourly_usd: float
     """The most an hour can cost: the maximum spot price plus the address."""
     storage_monthly_usd: float
@@ -83,7 +84,13 @@ def router_cost(region: str, instance_type: str, root_gib: int) -> RouterCost | 
 
 
 def worker_cost(
-    region: str, instance_type: str, max_spot_price: float, root_gib: int, models_gib: int
+    region: str,
+    instance_type: str,
+    max_spot_price: float,
+    root_gib: int,
+    models_gib: int,
+    *,
+    public_ipv4: bool = True,
 ) -> WorkerCost | None:
     """A worker's hourly cost while it runs and its monthly storage, or None if unpriced."""
     prices = _region(region)
@@ -92,7 +99,7 @@ def worker_cost(
     spot = prices["spotEstimateHour"].get(instance_type)
     if spot is None:
         return None
-    address = prices["publicIpv4Hour"]
+    address = prices["publicIpv4Hour"] if public_ipv4 else 0.0
     return WorkerCost(
         running_hourly_usd=round(min(spot, max_spot_price) + address, 4),
         max_hourly_usd=round(max_spot_price + address, 4),

@@ -38,6 +38,8 @@ class SubnetRouterArgs:
     instance_type: str = "t4g.nano"
     exit_node: bool = False
     direct_udp: bool = True
+    nat_instance: bool = False
+    """Also make private subnets whose traffic to the internet the router masquerades."""
 
 
 def resolver_address(vpc_cidr: str) -> str:
@@ -62,7 +64,7 @@ class SubnetRouter(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     """The VPC's id."""
     subnet_ids: pulumi.Output[list[str]]
-    """The public subnets, one per availability zone."""
+    """The subnets for tailnet nodes, one per zone: private in NAT-instance mode, else public."""
     security_group_id: pulumi.Output[str]
     """The security group for tailnet nodes in the VPC: nothing inbound but Tailscale."""
     resolver: str
@@ -100,23 +102,21 @@ class SubnetRouter(pulumi.ComponentResource):
             opts=child,
         )
 
-        subnets = []
-        cidrs = subnet_cidrs(args.vpc_cidr, len(args.zones))
-        for index, (zone, cidr) in enumerate(zip(args.zones, cidrs, strict=True)):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{index}",
+        # Public subnets take the lower half of the VPC, private ones the upper half, so turning
+        # NAT-instance mode on or off never moves a public subnet.
+        lower, upper = ipaddress.IPv4Network(args.vpc_cidr).subnets(prefixlen_diff=1)
+        public = self._subnets(name, "public", vpc, lower, args.zones, routes, public=True)
+        private = []
+        if args.nat_instance:
+            private_routes = aws.ec2.RouteTable(
+                f"{name}-private",
                 vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=zone,
-                # Instances get a public IPv4 address for egress: no NAT gateway to pay for.
-                map_public_ip_on_launch=True,
-                tags=aws_tags(f"{name}-public-{index}", TOKEN),
+                tags=aws_tags(f"{name}-private", TOKEN),
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=routes.id, opts=child
+            private = self._subnets(
+                name, "private", vpc, upper, args.zones, private_routes, public=False
             )
-            subnets.append(subnet)
 
         ingress = []
         if args.direct_udp:
@@ -128,6 +128,17 @@ class SubnetRouter(pulumi.ComponentResource):
                     "to_port": TAILSCALE_UDP_PORT,
                     "cidr_blocks": ["0.0.0.0/0"],
                     "description": "Tailscale direct connections",
+                }
+            )
+        if args.nat_instance:
+            # Private subnets reach the internet through the router, which must accept them.
+            ingress.append(
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": [str(upper)],
+                    "description": "Private subnets, masqueraded by the router",
                 }
             )
         group = aws.ec2.SecurityGroup(
@@ -153,15 +164,18 @@ class SubnetRouter(pulumi.ComponentResource):
             routes=(args.vpc_cidr,),
             exit_node=args.exit_node,
         )
-        user_data = state.arn.apply(lambda arn: render_router_user_data(join, arn))
+        masquerade = str(upper) if args.nat_instance else None
+        user_data = state.arn.apply(
+            lambda arn: render_router_user_data(join, arn, masquerade=masquerade)
+        )
 
         # The image parameter moves with every Amazon Linux release; a new image must not replace
         # the router on an unrelated update, so the image is only read when the router is created.
-        aws.ec2.Instance(
+        instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=args.image,
             instance_type=args.instance_type,
-            subnet_id=subnets[0].id,
+            subnet_id=public[0].id,
             vpc_security_group_ids=[group.id],
             iam_instance_profile=profile.name,
             user_data=user_data,
@@ -177,8 +191,17 @@ class SubnetRouter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
         )
 
+        if args.nat_instance:
+            aws.ec2.Route(
+                f"{name}-private-default",
+                route_table_id=private_routes.id,
+                destination_cidr_block="0.0.0.0/0",
+                network_interface_id=instance.primary_network_interface_id,
+                opts=child,
+            )
+
         self.vpc_id = vpc.id
-        self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in subnets])
+        self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in private or public])
         self.security_group_id = group.id
         self.resolver = resolver_address(args.vpc_cidr)
         self.cost = router_cost(args.region, args.instance_type, ROOT_GIB)
@@ -192,3 +215,36 @@ class SubnetRouter(pulumi.ComponentResource):
                 "cost": as_output(self.cost),
             }
         )
+
+    def _subnets(
+        self,
+        name: str,
+        role: str,
+        vpc: aws.ec2.Vpc,
+        network: ipaddress.IPv4Network,
+        zones: Sequence[str],
+        routes: aws.ec2.RouteTable,
+        *,
+        public: bool,
+    ) -> list[aws.ec2.Subnet]:
+        subnets = []
+        cidrs = subnet_cidrs(str(network), len(zones))
+        for index, (zone, cidr) in enumerate(zip(zones, cidrs, strict=True)):
+            subnet = aws.ec2.Subnet(
+                f"{name}-{role}-{index}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone,
+                # Public instances get an IPv4 address for egress: no NAT gateway to pay for.
+                map_public_ip_on_launch=public,
+                tags=aws_tags(f"{name}-{role}-{index}", TOKEN),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-{role}-{index}",
+                subnet_id=subnet.id,
+                route_table_id=routes.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            subnets.append(subnet)
+        return subnets

@@ -66,6 +66,8 @@ class GpuWorkerArgs:
     """The state `pulumi up` puts the worker in (see the README on waking a stopped worker)."""
     idle_minutes: int = 15
     """The worker stops itself after this long without requests or GPU use."""
+    public_ipv4: bool = True
+    """Whether its subnet gives it a public address (not behind a NAT instance)."""
 
 
 class GpuWorker(pulumi.ComponentResource):
@@ -167,6 +169,7 @@ class GpuWorker(pulumi.ComponentResource):
             args.max_spot_price,
             ROOT_GIB,
             args.models_volume_gib,
+            public_ipv4=args.public_ipv4,
         )
         self.register_outputs(
             {"url": self.url, "instanceId": self.instance_id, "cost": as_output(self.cost)}

@@ -183,3 +183,42 @@ def test_the_worker_is_kept_in_its_desired_state_and_idle_stop_stops_it(lab):
     assert state.inputs["state"] == "running", state.urn
     assert state.inputs["instanceId"] == worker.id, state.urn
     assert worker.inputs["instanceInitiatedShutdownBehavior"] == "stop", worker.urn
+
+
+@pytest.fixture
+def nat_lab(record_program):
+    return record_program(lambda: SubnetRouter("router", router_args(nat_instance=True)))
+
+
+def test_public_subnets_stay_put_when_nat_instance_mode_is_turned_on(lab, nat_lab):
+    def public(recording):
+        return sorted(
+            s.inputs["cidrBlock"]
+            for s in recording.of_type("aws:ec2/subnet:Subnet")
+            if s.inputs["mapPublicIpOnLaunch"]
+        )
+
+    assert public(lab) == public(nat_lab) == ["10.60.0.0/20", "10.60.16.0/20"]
+
+
+def test_nat_instance_mode_routes_private_subnets_through_the_router(nat_lab):
+    private = [
+        s for s in nat_lab.of_type("aws:ec2/subnet:Subnet") if not s.inputs["mapPublicIpOnLaunch"]
+    ]
+    assert sorted(s.inputs["cidrBlock"] for s in private) == ["10.60.128.0/20", "10.60.144.0/20"]
+    (route,) = nat_lab.of_type("aws:ec2/route:Route")
+    assert route.inputs["destinationCidrBlock"] == "0.0.0.0/0", route.urn
+    assert "networkInterfaceId" in route.inputs, route.urn
+    router = instance(nat_lab, "router")
+    assert router.inputs["sourceDestCheck"] is False, router.urn
+    assert "masquerade" in router.inputs["userData"], router.urn
+    types = {r.type for r in nat_lab.resources}
+    assert "aws:ec2/natGateway:NatGateway" not in types
+
+
+def test_only_the_private_half_may_reach_the_nat_instance(nat_lab):
+    (group,) = nat_lab.of_type("aws:ec2/securityGroup:SecurityGroup")
+    sources = sorted(tuple(rule["cidrBlocks"]) for rule in group.inputs["ingress"])
+    assert sources == [("0.0.0.0/0",), ("10.60.128.0/17",)]
+    (udp,) = [rule for rule in group.inputs["ingress"] if rule["cidrBlocks"] == ["0.0.0.0/0"]]
+    assert (udp["protocol"], udp["fromPort"]) == ("udp", 41641)

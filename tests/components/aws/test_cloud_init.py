@@ -59,6 +59,7 @@ USER_DATA = {
         ),
         STATE_ARN,
     ),
+    "router-nat-instance": render_router_user_data(ROUTER, STATE_ARN, masquerade="10.60.128.0/17"),
     **{
         f"worker-{name}": render_worker_user_data(worker_join(name), workload, VOLUME_ID)
         for name, workload in WORKLOADS.items()
@@ -247,3 +248,12 @@ def test_a_replaced_router_comes_back_as_the_same_node():
     commands = [command[0] for command in runcmd_of(user_data)]
     keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
     assert keep_state < commands.index(JOIN_SCRIPT)
+
+
+def test_the_nat_instance_masquerades_the_private_half_on_every_boot():
+    user_data = USER_DATA["router-nat-instance"]
+    script = scripts_of(user_data)["/usr/local/sbin/homelab-masquerade"]
+    assert "ip saddr 10.60.128.0/17" in script
+    assert "masquerade" in script
+    assert ["systemctl", "enable", "--now", "homelab-masquerade.service"] in runcmd_of(user_data)
+    assert "nftables" in yaml.safe_load(user_data)["packages"]
