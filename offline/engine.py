@@ -163,6 +163,8 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
             if args.typ == "aws:ec2/instance:Instance":
                 state.setdefault("primaryNetworkInterfaceId", f"eni-{resource_id}")
+                if "instanceMarketOptions" in args.inputs:
+                    state.setdefault("spotInstanceRequestId", f"sir-{resource_id[:8]}")
             resource_id = f"{prefix[:4]}-{resource_id}"
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = "sha256:" + hashlib.sha256(args.inputs["name"].encode()).hexdigest()

@@ -154,6 +154,17 @@ class GpuWorker(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The spot request that the instance made is tagged like everything else, so the
+        # billing console shows which worker it belongs to.
+        for key, value in sorted(aws_tags(f"{name}-spot-request", TOKEN).items()):
+            aws.ec2.Tag(
+                f"{name}-spot-request-{key.replace(':', '-').lower()}",
+                resource_id=instance.spot_instance_request_id,
+                key=key,
+                value=value,
+                opts=child,
+            )
+
         # The desired state from config. Pulumi compares it with the state it last set, not with
         # the instance, so a worker that stopped itself stays stopped through an unrelated
         # `pulumi up`; only a refresh (or setting the state) starts it again.

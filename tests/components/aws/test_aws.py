@@ -222,3 +222,14 @@ def test_only_the_private_half_may_reach_the_nat_instance(nat_lab):
     assert sources == [("0.0.0.0/0",), ("10.60.128.0/17",)]
     (udp,) = [rule for rule in group.inputs["ingress"] if rule["cidrBlocks"] == ["0.0.0.0/0"]]
     assert (udp["protocol"], udp["fromPort"]) == ("udp", 41641)
+
+
+def test_the_spot_request_is_tagged_like_everything_else(lab):
+    tags = {tag.inputs["key"]: tag.inputs["value"] for tag in lab.of_type("aws:ec2/tag:Tag")}
+    assert tags == {
+        "Name": "ollama-spot-request",
+        "homelab:stack": "test",
+        "homelab:component": "homelab:aws:GpuWorker",
+    }
+    for tag in lab.of_type("aws:ec2/tag:Tag"):
+        assert tag.inputs["resourceId"].startswith("sir-"), tag.urn
