@@ -256,7 +256,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
         self._keep_thread_loop()
-        self.registered_outputs[request.urn] = _struct(request.outputs)
+        outputs = _struct(request.outputs)
+        # set_mocks makes a stack of its own, which registers empty outputs under the same URN
+        # as the program's stack, from another thread: those must never replace real ones.
+        if outputs or request.urn not in self.registered_outputs:
+            self.registered_outputs[request.urn] = outputs
         return super().RegisterResourceOutputs(request)
 
 

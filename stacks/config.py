@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from components.docker.apps import RECORDER_HOSTNAME, serves_http
+from components.docker.apps import RECORDER_HOSTNAME, listening_ports, serves_http
 
 # DNS labels: hostnames, service names, tag names.
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -237,6 +237,20 @@ class ServiceConfig(Model):
             )
         if self.public and self.proxy != "serve":
             raise KeyPathError("public", "Funnel is served by tailscale serve: use proxy serve")
+        if self.userspace and self.reaches:
+            raise KeyPathError(
+                "userspace",
+                "a service that reaches others needs kernel networking: in userspace mode its "
+                "app has no route to the tailnet",
+            )
+        listening = listening_ports(self.app, self.port)
+        for index, port in enumerate(self.lan_ports):
+            if port not in listening:
+                raise KeyPathError(
+                    f"lanPorts[{index}]",
+                    f"nothing in this service listens on {port} (it listens on "
+                    f"{', '.join(map(str, listening))})",
+                )
         if len(set(self.lan_ports)) != len(self.lan_ports):
             raise KeyPathError("lanPorts", f"lists a port twice: {self.lan_ports}")
         return self

@@ -188,7 +188,7 @@ def build() -> None:
                         lan_ports=service.lan_ports,
                         gpu=service.gpu,
                         userspace=service.userspace,
-                        dns=host.container_dns(),
+                        tailnet_dns=bool(service.reaches),
                         secret_env=secret_env,
                     ),
                 )
@@ -198,6 +198,7 @@ def build() -> None:
             DockerHostArgs(
                 docker_url=host.docker,
                 cert_path=host.cert_path,
+                dns=host.container_dns(),
                 kind=host.kind,
                 services=hosted,
                 recorder_auth_key=tailnet.auth_keys[RECORDER_NAME]

@@ -201,6 +201,14 @@ def app_spec(
     return replace(spec, front=front, others=others)
 
 
+def listening_ports(app: str, port: int | None = None) -> tuple[int, ...]:
+    """The ports the app's front container listens on (``port`` for the web app)."""
+    if app == "web":
+        return (port,) if port is not None else ()
+    spec = _APPS[app]
+    return tuple(sorted({*spec.tcp_ports, *((spec.port,) if spec.http else ())}))
+
+
 def serves_http(app: str) -> bool:
     """Whether the app's front container speaks HTTP (the web app always does)."""
     return app == "web" or _APPS[app].http

@@ -38,6 +38,8 @@ class DockerHostArgs:
     """ssh://user@host (through the tailnet), unix:///path/to/docker.sock or tcp://host:port."""
     kind: Literal["wsl2", "linux"]
     services: Sequence[HostedService]
+    dns: Sequence[str] = ()
+    """Resolvers for the host's containers, instead of the host's own."""
     cert_path: str | None = None
     """For tcp:// endpoints: the directory with the TLS client's ca.pem, cert.pem and key.pem."""
     recorder_auth_key: pulumi.Input[str] | None = None
@@ -92,12 +94,14 @@ class DockerHost(pulumi.ComponentResource):
         for service in args.services:
             self.services[service.name] = SidecarService(
                 service.name,
-                replace(service.args, images=images, host_kind=args.kind),
+                replace(service.args, images=images, host_kind=args.kind, dns=args.dns),
                 opts=pulumi.ResourceOptions(parent=self, providers={"docker": provider}),
             )
 
         if args.recorder_auth_key is not None:
-            self._session_recorder(name, args.recorder_auth_key, images[RECORDER_IMAGE], on_host)
+            self._session_recorder(
+                name, args.recorder_auth_key, images[RECORDER_IMAGE], args.dns, on_host
+            )
 
         self.urls = pulumi.Output.from_input(
             {service_name: svc.url for service_name, svc in self.services.items()}
@@ -109,6 +113,7 @@ class DockerHost(pulumi.ComponentResource):
         name: str,
         auth_key: pulumi.Input[str],
         image: pulumi.Input[str],
+        dns: Sequence[str],
         on_host: pulumi.ResourceOptions,
     ) -> None:
         # Recordings are evidence: their volume is protected and outlives the stack. The node's
@@ -127,6 +132,7 @@ class DockerHost(pulumi.ComponentResource):
             name="recorder",
             image=image,
             hostname=RECORDER_HOSTNAME,
+            dns=list(dns) or None,
             envs=[pulumi.Output.concat("TS_AUTHKEY=", auth_key)],
             command=[
                 "/tsrecorder",

@@ -51,6 +51,8 @@ class SidecarServiceArgs:
     """Userspace networking: no TUN device or NET_ADMIN, for hosts that cannot give them."""
     dns: Sequence[str] = ()
     """Resolvers for the service's containers instead of the host's (WSL2's is unreliable)."""
+    tailnet_dns: bool = False
+    """Resolve tailnet names (MagicDNS) in the namespace, for a service that reaches others."""
     secret_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     """Container role -> environment variable -> secret value."""
 
@@ -95,6 +97,9 @@ class SidecarService(pulumi.ComponentResource):
             f"TS_EXTRA_ARGS=--advertise-tags={','.join(args.tags)}",
             "TS_ENABLE_HEALTH_CHECK=true",
             f"TS_LOCAL_ADDR_PORT={TS_HEALTH_ADDR}",
+            # With MagicDNS the app reaches other services at <name>.<tailnet>; names Docker
+            # answers (a back end's role) are still resolved, through the original resolvers.
+            f"TS_ACCEPT_DNS={'true' if args.tailnet_dns else 'false'}",
         ]
         if args.proxy == "serve":
             serve = render_serve_config(

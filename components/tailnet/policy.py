@@ -7,6 +7,7 @@ Pure functions: no Pulumi, no I/O. Each component describes its needs as a :clas
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -63,9 +64,6 @@ class People:
 
     admins: Sequence[str]
     members: Sequence[str] = field(default_factory=tuple)
-
-
-_PORTS = re.compile(r"\*|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")
 
 
 def render_policy(
@@ -165,31 +163,87 @@ def render_policy(
     return policy
 
 
+SOURCE_AUTOGROUPS = frozenset(
+    {
+        "autogroup:member",
+        "autogroup:admin",
+        "autogroup:owner",
+        "autogroup:tagged",
+        "autogroup:it-admin",
+        "autogroup:network-admin",
+        "autogroup:billing-admin",
+        "autogroup:auditor",
+    }
+)
+DESTINATION_AUTOGROUPS = frozenset(
+    {"autogroup:internet", "autogroup:self", "autogroup:member", "autogroup:tagged"}
+)
+_LOGIN = re.compile(r"[^@\s:]+@[^@\s:]+")
+
+
 def _check_rules(rules: Sequence[Rule], tags: Sequence[str]) -> None:
-    """Every tag a rule names must be owned (carried by a device of the stack)."""
+    """Every entry of a rule must be one Tailscale accepts, and every tag must be owned."""
     for index, rule in enumerate(rules):
         if not rule.src or not rule.dst:
             raise PolicyError("a rule needs at least one src and one dst", f"rules[{index}]")
-        for field_name, entries in (("src", rule.src), ("dst", rule.dst)):
-            for position, entry in enumerate(entries):
-                path = f"rules[{index}].{field_name}[{position}]"
-                host = entry
-                if field_name == "dst":
-                    host, _, ports = entry.rpartition(":")
-                    if not host or not _PORTS.fullmatch(ports):
-                        raise PolicyError(
-                            f"{entry!r} is not host:ports (for example tag:svc-photos:443)", path
-                        )
-                if host.startswith("tag:") and host not in tags:
-                    raise PolicyError(
-                        f"{host} is not carried by any device of the stack, so no one owns it "
-                        f"(tags: {', '.join(tags)})",
-                        path,
-                    )
-                if host.startswith("group:") and host not in (ADMINS, MEMBERS):
-                    raise PolicyError(
-                        f"{host} is not a group of the tailnet ({ADMINS}, {MEMBERS})", path
-                    )
+        for position, entry in enumerate(rule.src):
+            _check_host(entry, tags, SOURCE_AUTOGROUPS, f"rules[{index}].src[{position}]")
+        for position, entry in enumerate(rule.dst):
+            path = f"rules[{index}].dst[{position}]"
+            host, _, ports = entry.rpartition(":")
+            if not host or not _ports_valid(ports):
+                raise PolicyError(
+                    f"{entry!r} is not host:ports (for example tag:svc-photos:443, ports 1-65535, "
+                    "a range low-high, or *)",
+                    path,
+                )
+            if _LOGIN.fullmatch(host):
+                raise PolicyError(f"{host!r}: a login is a source, not a destination", path)
+            _check_host(host, tags, DESTINATION_AUTOGROUPS, path)
+
+
+def _check_host(entry: str, tags: Sequence[str], autogroups: frozenset[str], path: str) -> None:
+    if entry == "*" or _LOGIN.fullmatch(entry):
+        return
+    if entry.startswith("tag:"):
+        if entry not in tags:
+            raise PolicyError(
+                f"{entry} is not carried by any device of the stack, so no one owns it "
+                f"(tags: {', '.join(tags)})",
+                path,
+            )
+        return
+    if entry.startswith("group:"):
+        if entry not in (ADMINS, MEMBERS):
+            raise PolicyError(f"{entry} is not a group of the tailnet ({ADMINS}, {MEMBERS})", path)
+        return
+    if entry.startswith("autogroup:"):
+        if entry not in autogroups:
+            raise PolicyError(
+                f"{entry} is not an autogroup usable here ({', '.join(sorted(autogroups))})", path
+            )
+        return
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        raise PolicyError(
+            f"{entry!r} is not a login, group, tag, autogroup, address or * (the policy defines "
+            "no host names)",
+            path,
+        ) from None
+
+
+def _ports_valid(ports: str) -> bool:
+    if ports == "*":
+        return True
+    for part in ports.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            return False
+        first, last = int(low), int(high or low)
+        if not 1 <= first <= last <= 65535:
+            return False
+    return True
 
 
 def check_lockout(policy: dict[str, Any]) -> None:
@@ -236,7 +290,7 @@ def _tests(
     if people.members:
         # Members reach what the services serve, and never a device's SSH port.
         member = sorted(people.members)[0]
-        opened = _opened_by_rules(rules, {MEMBERS, "autogroup:member", member})
+        opened = _opened_by_rules(rules, {MEMBERS, "autogroup:member", member}, tags)
         served = sorted(
             {f"{tag}:{port}" for piece in pieces for tag in piece.tags for port in piece.ports}
         )
@@ -254,7 +308,7 @@ def _tests(
         if not piece.tags:
             continue
         own = set(piece.tags)
-        opened = _opened_by_rules(rules, own)
+        opened = _opened_by_rules(rules, own, tags)
         declared = {f"{tag}:{port}" for tag, port in piece.reaches}
         undeclared = sorted(
             f"{other.tags[0]}:{port}"
@@ -269,9 +323,29 @@ def _tests(
     return tests
 
 
-def _opened_by_rules(rules: Sequence[Rule], sources: set[str]) -> set[str]:
-    """The hosts that the user's rules open to any of ``sources`` (on any port)."""
-    return {dst.rpartition(":")[0] for rule in rules if sources & set(rule.src) for dst in rule.dst}
+def _opened_by_rules(rules: Sequence[Rule], sources: set[str], tags: Sequence[str]) -> set[str]:
+    """The tags that the user's rules open to any of ``sources`` (on any port).
+
+    Wildcards count: ``*`` as a source or a host, ``autogroup:tagged`` for tagged sources and
+    ``autogroup:member`` for members.
+    """
+
+    def applies(rule: Rule) -> bool:
+        src = set(rule.src)
+        return bool(
+            src & sources
+            or "*" in src
+            or ("autogroup:tagged" in src and any(s.startswith("tag:") for s in sources))
+        )
+
+    opened: set[str] = set()
+    for rule in rules:
+        if not applies(rule):
+            continue
+        for dst in rule.dst:
+            host = dst.rpartition(":")[0]
+            opened |= set(tags) if host in ("*", "autogroup:tagged") else {host}
+    return opened
 
 
 def dump_policy(policy: dict[str, Any]) -> str:

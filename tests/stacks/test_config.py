@@ -95,9 +95,9 @@ INVALID = [
     ),
     case(
         "lan-port-published-twice-on-a-host",
-        put("hosts.tequila.services.home.lanPorts", [1883]),
-        "hosts.tequila.services.mqtt.lanPorts",
-        "already published on the LAN",
+        put("hosts.tequila.services.broker", {"app": "mosquitto", "lanPorts": [1883]}),
+        "hosts.tequila.services.broker.lanPorts",
+        "already published on the LAN by mqtt",
     ),
     case(
         "funnel-on-mqtt",
@@ -245,7 +245,7 @@ INVALID = [
     # Services.
     case(
         "duplicate-lan-ports",
-        put(f"{MQTT}.lanPorts", [1883, 8883, 1883]),
+        put(f"{MQTT}.lanPorts", [1883, 1883]),
         f"{MQTT}.lanPorts",
         "lists a port twice",
     ),
@@ -608,6 +608,18 @@ INVALID = [
         put(f"{OLLAMA}.idleMinutes", 1),
         f"{OLLAMA}.idleMinutes",
         "greater than or equal to 5",
+    ),
+    case(
+        "lan-port-nothing-listens-on",
+        put(f"{MQTT}.lanPorts", [1883, 8883]),
+        f"{MQTT}.lanPorts[1]",
+        "nothing in this service listens on 8883",
+    ),
+    case(
+        "userspace-service-that-reaches-others",
+        put("hosts.tequila.services.home.userspace", True),
+        "hosts.tequila.services.home.userspace",
+        "needs kernel networking",
     ),
 ]
 

@@ -303,3 +303,60 @@ def test_a_rule_for_a_device_moves_its_deny_test_to_a_host_the_rule_leaves_close
     policy = render_policy(PEOPLE, pieces, [rule])
     (a_test,) = [test for test in policy["tests"] if test["src"] == "tag:svc-a"]
     assert a_test["deny"] == ["tag:svc-c:443"]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        pytest.param(Rule(src=("*",), dst=(f"{ROUTER}:22",)), id="everyone-to-the-router"),
+        pytest.param(Rule(src=(SERVICE,), dst=("*:443",)), id="a-service-to-everything"),
+        pytest.param(
+            Rule(src=("autogroup:tagged",), dst=(f"{WORKER}:443",)), id="tagged-to-workers"
+        ),
+    ],
+)
+def test_wildcard_rules_never_leave_a_deny_test_they_contradict(rule):
+    policy = render_policy(PEOPLE, PIECES, [rule])
+    host = rule.dst[0].rpartition(":")[0]
+    for test in policy["tests"]:
+        applies = (
+            "*" in rule.src
+            or test["src"] in rule.src
+            or ("autogroup:tagged" in rule.src and test["src"].startswith("tag:"))
+        )
+        if not applies:
+            continue
+        for denied in test.get("deny", []):
+            assert host != "*", (test, rule)
+            assert not denied.startswith(f"{host}:"), (test, rule)
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        pytest.param(Rule(src=("nas",), dst=(f"{ROUTER}:22",)), "no host names", id="bare-host"),
+        pytest.param(
+            Rule(src=("autogroup:bogus",), dst=(f"{ROUTER}:22",)),
+            "not an autogroup",
+            id="autogroup",
+        ),
+        pytest.param(
+            Rule(src=(MEMBERS,), dst=("10.60.0.5:70000",)), "not host:ports", id="port-too-big"
+        ),
+        pytest.param(
+            Rule(src=(MEMBERS,), dst=("10.60.0.5:443-80",)), "not host:ports", id="reversed-range"
+        ),
+        pytest.param(
+            Rule(src=(MEMBERS,), dst=("bob@example.com:22",)), "not a destination", id="login-dst"
+        ),
+    ],
+)
+def test_rule_entries_tailscale_would_refuse_are_refused_here(rule, fragment):
+    with pytest.raises(PolicyError) as raised:
+        render_policy(PEOPLE, PIECES, [rule])
+    assert fragment in str(raised.value)
+
+
+def test_addresses_and_cidrs_are_valid_rule_entries():
+    rule = Rule(src=("192.168.1.0/24", MEMBERS), dst=("10.60.0.5:22,80-90", "autogroup:internet:*"))
+    assert render_policy(PEOPLE, PIECES, [rule])["acls"][-1]["src"] == ["192.168.1.0/24", MEMBERS]
