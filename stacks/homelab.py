@@ -6,7 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.costs import as_output, nat_gateway_cost, price_date
-from components.aws.lookups import look_up
+from components.aws.lookups import AwsLookups, look_up
 from components.aws.router import SubnetRouter, SubnetRouterArgs, resolver_address
 from components.aws.worker import GpuWorker, GpuWorkerArgs
 from components.docker.apps import app_spec
@@ -22,7 +22,7 @@ from components.tailnet.policy import (
     render_policy,
 )
 from components.tailnet.tailnet import Identity, Tailnet, TailnetArgs
-from stacks.config import RECORDER_NAME, ROUTER_NAME, HomelabConfig, ServiceConfig
+from stacks.config import RECORDER_NAME, ROUTER_NAME, AwsConfig, HomelabConfig, ServiceConfig
 from stacks.load import ConfigError, load_config
 
 AWS_REGIONS = frozenset(region.value for region in aws.Region)
@@ -115,25 +115,12 @@ def split_dns(config: HomelabConfig, region: str) -> dict[str, list[str]]:
 
 
 def build() -> None:
-    """Read the config, build every component, and export the stack's outputs."""
-    config = load_config()
-    region = aws.config.region if config.aws is not None else None
-    if config.aws is not None and not region:
-        raise ConfigError("config key aws:region: is required when homelab:aws is set")
-    if region is not None and region not in AWS_REGIONS:
-        raise ConfigError(
-            f"config key aws:region: {region!r} is not an AWS region, for example eu-central-1"
-        )
-    lookups = None
-    if config.aws is not None:
-        lookups = look_up(gpu=bool(config.aws.workers))
-        wanted = config.aws.availability_zones
-        if len(lookups.zones) < wanted:
-            raise ConfigError(
-                f"config key aws.availabilityZones: {wanted} zones asked for, but {region} has "
-                f"{len(lookups.zones)} available ({', '.join(lookups.zones)})"
-            )
+    """Read the config, check it against the region, build every component, export outputs.
 
+    Everything that can be wrong with the config is found before the first resource.
+    """
+    config = load_config()
+    region, lookups = _check_aws(config)
     try:
         policy = render_policy(
             People(admins=config.tailnet.admins, members=config.tailnet.members),
@@ -157,7 +144,38 @@ def build() -> None:
             split_dns=split_dns(config, region or ""),
         ),
     )
+    urls = _docker_hosts(config, tailnet)
+    if config.aws is not None and lookups is not None and region is not None:
+        urls.update(_aws(config.aws, config.tailnet.domain, lookups, tailnet, region))
 
+    pulumi.export("tailnetDomain", config.tailnet.domain)
+    pulumi.export("tailnetPolicy", tailnet.policy)
+    pulumi.export("urls", urls)
+
+
+def _check_aws(config: HomelabConfig) -> tuple[str | None, AwsLookups | None]:
+    """The region and the stack's AWS lookups, checked against the config."""
+    if config.aws is None:
+        return None, None
+    region = aws.config.region
+    if not region:
+        raise ConfigError("config key aws:region: is required when homelab:aws is set")
+    if region not in AWS_REGIONS:
+        raise ConfigError(
+            f"config key aws:region: {region!r} is not an AWS region, for example eu-central-1"
+        )
+    lookups = look_up(gpu=bool(config.aws.workers))
+    wanted = config.aws.availability_zones
+    if len(lookups.zones) < wanted:
+        raise ConfigError(
+            f"config key aws.availabilityZones: {wanted} zones asked for, but {region} has "
+            f"{len(lookups.zones)} available ({', '.join(lookups.zones)})"
+        )
+    return region, lookups
+
+
+def _docker_hosts(config: HomelabConfig, tailnet: Tailnet) -> dict[str, pulumi.Input[str]]:
+    """Every Docker host with its services; returns the services' URLs."""
     urls: dict[str, pulumi.Input[str]] = {}
     password = config.secrets.immich_database_password
     for host_name, host in config.hosts.items():
@@ -207,63 +225,69 @@ def build() -> None:
             ),
         )
         urls.update({name: svc.url for name, svc in docker_host.services.items()})
+    return urls
 
-    if config.aws is not None and lookups is not None:
-        router = SubnetRouter(
-            ROUTER_NAME,
-            SubnetRouterArgs(
-                vpc_cidr=config.aws.vpc_cidr,
-                zones=lookups.zones[: config.aws.availability_zones],
-                image=lookups.router_image,
-                join_key=tailnet.auth_keys[ROUTER_NAME],
-                tags=(ROUTER_TAG,),
+
+def _aws(
+    config: AwsConfig, domain: str, lookups: AwsLookups, tailnet: Tailnet, region: str
+) -> dict[str, pulumi.Input[str]]:
+    """The VPC with its subnet router and the GPU workers; exports the AWS outputs and returns
+    the workers' URLs."""
+    router = SubnetRouter(
+        ROUTER_NAME,
+        SubnetRouterArgs(
+            vpc_cidr=config.vpc_cidr,
+            zones=lookups.zones[: config.availability_zones],
+            image=lookups.router_image,
+            join_key=tailnet.auth_keys[ROUTER_NAME],
+            tags=(ROUTER_TAG,),
+            region=region,
+            instance_type=config.router.instance_type,
+            exit_node=config.router.exit_node,
+            direct_udp=config.router.direct_udp,
+            nat_instance=config.nat_instance,
+        ),
+    )
+
+    urls: dict[str, pulumi.Input[str]] = {}
+    worker_costs: dict[str, object] = {}
+    for index, (name, worker) in enumerate(config.workers.items()):
+        # Spread workers across zones: spot capacity differs from zone to zone.
+        zone_index = index % config.availability_zones
+        gpu_worker = GpuWorker(
+            name,
+            GpuWorkerArgs(
+                workload=worker.workload,
+                image=lookups.gpu_image,
+                subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
+                zone=lookups.zones[zone_index],
+                security_group_id=router.security_group_id,
+                join_key=tailnet.auth_keys[name],
+                tags=(WORKER_TAG,),
                 region=region,
-                instance_type=config.aws.router.instance_type,
-                exit_node=config.aws.router.exit_node,
-                direct_udp=config.aws.router.direct_udp,
-                nat_instance=config.aws.nat_instance,
+                domain=domain,
+                instance_type=worker.instance_type,
+                max_spot_price=worker.max_spot_price,
+                models_volume_gib=worker.models_volume_gib,
+                state=worker.state,
+                idle_minutes=worker.idle_minutes,
+                public_ipv4=not config.nat_instance,
             ),
         )
-        worker_costs: dict[str, object] = {}
-        for index, (name, worker) in enumerate(config.aws.workers.items()):
-            # Spread workers across zones: spot capacity differs from zone to zone.
-            zone_index = index % config.aws.availability_zones
-            gpu_worker = GpuWorker(
-                name,
-                GpuWorkerArgs(
-                    workload=worker.workload,
-                    image=lookups.gpu_image,
-                    subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
-                    zone=lookups.zones[zone_index],
-                    security_group_id=router.security_group_id,
-                    join_key=tailnet.auth_keys[name],
-                    tags=(WORKER_TAG,),
-                    region=region,
-                    domain=config.tailnet.domain,
-                    instance_type=worker.instance_type,
-                    max_spot_price=worker.max_spot_price,
-                    models_volume_gib=worker.models_volume_gib,
-                    state=worker.state,
-                    idle_minutes=worker.idle_minutes,
-                    public_ipv4=not config.aws.nat_instance,
-                ),
-            )
-            urls[name] = gpu_worker.url
-            worker_costs[name] = as_output(gpu_worker.cost)
-        pulumi.export("vpcId", router.vpc_id)
-        pulumi.export("vpcCidr", config.aws.vpc_cidr)
-        pulumi.export("vpcResolver", router.resolver)
-        pulumi.export("routerHostname", router.hostname)
-        pulumi.export(
-            "costs",
-            {
-                "priceDate": price_date(),
-                "router": as_output(router.cost),
-                "workers": worker_costs,
-                "natGatewayInstead": as_output(nat_gateway_cost(region)),
-            },
-        )
+        urls[name] = gpu_worker.url
+        worker_costs[name] = as_output(gpu_worker.cost)
 
-    pulumi.export("tailnetDomain", config.tailnet.domain)
-    pulumi.export("tailnetPolicy", tailnet.policy)
-    pulumi.export("urls", urls)
+    pulumi.export("vpcId", router.vpc_id)
+    pulumi.export("vpcCidr", config.vpc_cidr)
+    pulumi.export("vpcResolver", router.resolver)
+    pulumi.export("routerHostname", router.hostname)
+    pulumi.export(
+        "costs",
+        {
+            "priceDate": price_date(),
+            "router": as_output(router.cost),
+            "workers": worker_costs,
+            "natGatewayInstead": as_output(nat_gateway_cost(region)),
+        },
+    )
+    return urls
