@@ -233,14 +233,18 @@ def _check_host(entry: str, tags: Sequence[str], autogroups: frozenset[str], pat
         ) from None
 
 
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+
+
 def _ports_valid(ports: str) -> bool:
+    """``*``, or ports and ranges in ASCII digits, each within 1-65535 and low to high."""
     if ports == "*":
         return True
     for part in ports.split(","):
-        low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        match = _PORT_RANGE.fullmatch(part)
+        if match is None:
             return False
-        first, last = int(low), int(high or low)
+        first, last = int(match[1]), int(match[2] or match[1])
         if not 1 <= first <= last <= 65535:
             return False
     return True

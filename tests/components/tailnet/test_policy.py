@@ -349,6 +349,14 @@ def test_wildcard_rules_never_leave_a_deny_test_they_contradict(rule):
         pytest.param(
             Rule(src=(MEMBERS,), dst=("bob@example.com:22",)), "not a destination", id="login-dst"
         ),
+        pytest.param(
+            Rule(src=("*",), dst=("10.60.0.5:\u00b2",)), "not host:ports", id="superscript"
+        ),
+        pytest.param(
+            Rule(src=("*",), dst=("10.60.0.5:\uff11\uff18\uff18\uff13",)),
+            "not host:ports",
+            id="full-width-digits",
+        ),
     ],
 )
 def test_rule_entries_tailscale_would_refuse_are_refused_here(rule, fragment):
