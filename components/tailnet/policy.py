@@ -18,6 +18,24 @@ ADMINS = "group:admins"
 MEMBERS = "group:members"
 RECORDER_TAG = "tag:recorder"
 
+SOURCE_AUTOGROUPS = frozenset(
+    {
+        "autogroup:member",
+        "autogroup:admin",
+        "autogroup:owner",
+        "autogroup:tagged",
+        "autogroup:it-admin",
+        "autogroup:network-admin",
+        "autogroup:billing-admin",
+        "autogroup:auditor",
+    }
+)
+DESTINATION_AUTOGROUPS = frozenset(
+    {"autogroup:internet", "autogroup:self", "autogroup:member", "autogroup:tagged"}
+)
+_LOGIN = re.compile(r"[^@\s:]+@[^@\s:]+")
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+
 
 class PolicyError(ValueError):
     """The merged policy would be refused by Tailscale or would lock the admins out.
@@ -163,24 +181,6 @@ def render_policy(
     return policy
 
 
-SOURCE_AUTOGROUPS = frozenset(
-    {
-        "autogroup:member",
-        "autogroup:admin",
-        "autogroup:owner",
-        "autogroup:tagged",
-        "autogroup:it-admin",
-        "autogroup:network-admin",
-        "autogroup:billing-admin",
-        "autogroup:auditor",
-    }
-)
-DESTINATION_AUTOGROUPS = frozenset(
-    {"autogroup:internet", "autogroup:self", "autogroup:member", "autogroup:tagged"}
-)
-_LOGIN = re.compile(r"[^@\s:]+@[^@\s:]+")
-
-
 def _check_rules(rules: Sequence[Rule], tags: Sequence[str]) -> None:
     """Every entry of a rule must be one Tailscale accepts, and every tag must be owned."""
     for index, rule in enumerate(rules):
@@ -231,9 +231,6 @@ def _check_host(entry: str, tags: Sequence[str], autogroups: frozenset[str], pat
             "no host names)",
             path,
         ) from None
-
-
-_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 
 
 def _ports_valid(ports: str) -> bool:
