@@ -161,6 +161,10 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
             if args.typ == "aws:iam/instanceProfile:InstanceProfile":
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
+            if args.typ == "aws:s3/bucket:Bucket":
+                # As the provider does: a bucket with no name gets the resource's name and a
+                # random suffix (here a deterministic one).
+                state.setdefault("bucket", f"{args.name}-{resource_id[:7]}")
             if args.typ == "aws:ec2/instance:Instance":
                 state.setdefault("primaryNetworkInterfaceId", f"eni-{resource_id}")
                 if "instanceMarketOptions" in args.inputs:

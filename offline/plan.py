@@ -28,9 +28,15 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
         "sourceDestCheck",
         "metadataOptions",
     ),
+    "aws:ec2/launchTemplate:LaunchTemplate": (
+        "instanceType",
+        "instanceMarketOptions",
+        "metadataOptions",
+    ),
+    "aws:autoscaling/group:Group": ("name", "minSize", "maxSize", "desiredCapacity"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcEndpointType"),
     "aws:ebs/volume:Volume": ("size", "type", "encrypted", "availabilityZone"),
     "aws:ssm/parameter:Parameter": ("name", "type", "value"),
-    "aws:ec2/volumeAttachment:VolumeAttachment": ("deviceName",),
     "docker:index/remoteImage:RemoteImage": ("name",),
     "docker:index/volume:Volume": ("name",),
     "docker:index/network:Network": ("name", "options"),
@@ -177,26 +183,26 @@ def _cost_lines(costs: Any) -> list[str]:
         f"Estimated AWS cost (prices of {costs['priceDate']}, components/aws/prices.json):",
     ]
     router = costs.get("router")
-    volumes = 0.0
+    parked = 0.0
     if router:
-        lines.append(f"  router, always on          ${router['monthlyUsd']:.2f}/month")
+        lines.append(f"  {'router, always on':<28} ${router['monthlyUsd']:.2f}/month")
     for name, worker in sorted(costs.get("workers", {}).items()):
         if not worker:
             lines.append(f"  worker {name}: no price data for its instance type")
             continue
-        volumes += worker["storageMonthlyUsd"]
+        parked += worker["parkedMonthlyUsd"]
         lines.append(
-            f"  worker {name:<19} ${worker['runningHourlyUsd']:.3f}/hour while running "
+            f"  {'worker ' + name:<28} ${worker['runningHourlyUsd']:.3f}/hour while running "
             f"(at most ${worker['maxHourlyUsd']:.3f}), "
-            f"volumes ${worker['storageMonthlyUsd']:.2f}/month"
+            f"parked ${worker['parkedMonthlyUsd']:.2f}/month (models in S3)"
         )
     if router:
-        total = router["monthlyUsd"] + volumes
-        lines.append(f"  every month, GPUs idle     ${total:.2f}")
+        total = router["monthlyUsd"] + parked
+        lines.append(f"  {'every month, workers parked':<28} ${total:.2f}")
     nat = costs.get("natGatewayInstead")
     if nat:
         lines.append(
-            f"  a NAT gateway instead      ${nat['monthlyUsd']:.2f}/month "
+            f"  {'a NAT gateway instead':<28} ${nat['monthlyUsd']:.2f}/month "
             f"plus ${nat['perGibUsd']}/GiB"
         )
     if not router:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -359,9 +359,22 @@ class WorkerConfig(Model):
     max_spot_price: Annotated[float, BeforeValidator(_a_number)] = Field(
         default=0.35, ge=0.001, le=10, allow_inf_nan=False, description="USD per hour."
     )
-    models_volume_gib: Number = Field(default=100, ge=10, le=16384)
+    models_gib: Number = Field(
+        default=20, ge=1, le=16384, description="What the models take in S3, for the estimate."
+    )
     state: Literal["running", "stopped"] = "running"
     idle_minutes: Number = Field(default=15, ge=5, le=1440)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "modelsVolumeGib" in data:
+            raise KeyPathError(
+                "modelsVolumeGib",
+                "workers keep their models in S3 now, not on a volume: remove the key, or "
+                "write modelsGib (what the models take, for the cost estimate)",
+            )
+        return data
 
     @model_validator(mode="after")
     def _check_type(self) -> WorkerConfig:

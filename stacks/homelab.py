@@ -251,16 +251,14 @@ def _aws(
 
     urls: dict[str, pulumi.Input[str]] = {}
     worker_costs: dict[str, object] = {}
-    for index, (name, worker) in enumerate(config.workers.items()):
-        # Spread workers across zones: spot capacity differs from zone to zone.
-        zone_index = index % config.availability_zones
+    for name, worker in config.workers.items():
         gpu_worker = GpuWorker(
             name,
             GpuWorkerArgs(
                 workload=worker.workload,
                 image=lookups.gpu_image,
-                subnet_id=router.subnet_ids.apply(lambda ids, i=zone_index: ids[i]),
-                zone=lookups.zones[zone_index],
+                # Every zone: spot capacity differs from zone to zone.
+                subnet_ids=router.subnet_ids,
                 security_group_id=router.security_group_id,
                 join_key=tailnet.auth_keys[name],
                 tags=(WORKER_TAG,),
@@ -268,7 +266,7 @@ def _aws(
                 domain=domain,
                 instance_type=worker.instance_type,
                 max_spot_price=worker.max_spot_price,
-                models_volume_gib=worker.models_volume_gib,
+                models_gib=worker.models_gib,
                 state=worker.state,
                 idle_minutes=worker.idle_minutes,
                 public_ipv4=not config.nat_instance,

@@ -41,7 +41,7 @@ class Workload:
     image: str
     port: int
     models_path: str
-    """Where the container keeps its models; backed by the models volume."""
+    """Where the container keeps its models; a directory of the worker's models cache."""
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -178,54 +178,72 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
     return _cloud_config(document)
 
 
-def render_models_mount_script(volume_id: str, mount_point: str = MODELS_DIR) -> str:
-    """Wait for the models volume, format it the first time only, and mount it."""
-    device = f"/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{volume_id.replace('-', '')}"
+SYNC_SCRIPT = "/usr/local/sbin/homelab-sync-models"
+MODELS_SCRIPT = "/usr/local/sbin/homelab-models-disk"
+
+
+def render_sync_script(region: str, bucket: str, models_dir: str = MODELS_DIR) -> str:
+    """Copy the models between the worker's local disk and its S3 bucket.
+
+    ``pull`` at boot, ``push`` before the worker parks or when AWS announces a spot
+    interruption. Pushing only adds and updates objects: a model deleted on one instance is
+    never deleted from the bucket by accident.
+    """
+    sync = f"aws s3 sync --region {shlex.quote(region)} --only-show-errors --exclude 'lost+found/*'"
+    remote = shlex.quote(f"s3://{bucket}/")
     return f"""\
 #!/bin/sh
-# Mounts the models volume; it is formatted only when it holds no filesystem yet.
+# Copies this worker's models between {models_dir} and S3: pull at boot, push before parking.
 set -eu
-device={shlex.quote(device)}
-tries=0
-until [ -e "$device" ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -gt 60 ]; then
-        echo "models volume {volume_id} never appeared" >&2
-        exit 1
-    fi
-    sleep 5
-done
-if ! blkid "$device" >/dev/null 2>&1; then
-    mkfs.ext4 -L models "$device"
-fi
-mkdir -p {mount_point}
-grep -q ' {mount_point} ' /etc/fstab || \\
-    echo "$device {mount_point} ext4 defaults,nofail 0 2" >>/etc/fstab
-mount {mount_point} 2>/dev/null || mountpoint -q {mount_point}
+case "${{1:-}}" in
+pull) {sync} {remote} {models_dir}/ ;;
+push) {sync} {models_dir}/ {remote} ;;
+*)
+    echo "usage: $0 pull|push" >&2
+    exit 2
+    ;;
+esac
 """
 
 
-def render_node_state_script(state: str, prepare: str = "") -> str:
-    """Start tailscaled with its state where it outlives the instance.
+def render_models_disk_script(models_dir: str = MODELS_DIR) -> str:
+    """Put the models on the instance's local NVMe disk, then pull them from S3.
 
-    ``state`` is tailscaled's ``--state``: a file on a volume that outlives the instance, or an
-    SSM parameter ARN. A replaced instance then comes back as the same node: same name, same
-    address, same certificate, routes still approved, no new device in the admin console.
+    g4dn, g5 and g6 instances come with a local NVMe disk: fast, free, and gone with the
+    instance, which suits a cache of what S3 keeps. Types without one use the root volume.
+    """
+    return f"""\
+#!/bin/sh
+# Mounts the local NVMe disk (when the instance has one) at {models_dir}, then pulls the models.
+set -eu
+mkdir -p {models_dir}
+if ! mountpoint -q {models_dir}; then
+    for disk in /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do
+        [ -e "$disk" ] || continue
+        mkfs.ext4 -q -F -m 0 -L models "$disk"
+        mount -o noatime "$disk" {models_dir}
+        break
+    done
+fi
+{SYNC_SCRIPT} pull
+"""
+
+
+def render_node_state_script(state: str) -> str:
+    """Start tailscaled with its state in the SSM parameter ``state`` (an ARN).
+
+    The state outlives every instance: a replaced instance comes back as the same node, with
+    the same name, address and certificate, its routes still approved, and no new device in
+    the admin console.
     """
     return f"""\
 #!/bin/sh
 # Points tailscaled at state that outlives this instance, then (re)starts it.
 set -eu
-{prepare}printf '%s\\n' 'PORT="41641"' 'FLAGS="--state={state}"' >/etc/default/tailscaled
+printf '%s\\n' 'PORT="41641"' 'FLAGS="--state={state}"' >/etc/default/tailscaled
 systemctl enable tailscaled
 systemctl restart tailscaled
 """
-
-
-def models_node_state(mount_point: str = MODELS_DIR) -> tuple[str, str]:
-    """A worker's node state, kept on its models volume: (state, preparation)."""
-    state_dir = f"{mount_point}/tailscale"
-    return f"{state_dir}/tailscaled.state", f"mkdir -p {state_dir}\nchmod 0700 {state_dir}\n"
 
 
 def render_workload_script(workload: Workload, mount_point: str = MODELS_DIR) -> str:
@@ -248,20 +266,40 @@ tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}
 
 IDLE_SCRIPT = "/usr/local/sbin/homelab-idle-stop"
 IDLE_MARK = "/run/homelab-idle-since"
+IMDS = "http://169.254.169.254/latest"
 
 
-def render_idle_stop_script(port: int, idle_minutes: int) -> str:
-    """Stop the instance after ``idle_minutes`` with no request in flight and an idle GPU.
+@dataclass(frozen=True)
+class Parking:
+    """How a worker parks itself: its Auto Scaling group goes to zero instances."""
+
+    region: str
+    group: str
+    """The name of the worker's Auto Scaling group."""
+    idle_minutes: int = 15
+
+
+def render_idle_stop_script(port: int, parking: Parking) -> str:
+    """Park the worker after ``idle_minutes`` with no request in flight and an idle GPU.
 
     Requests arrive through ``tailscale serve`` as connections to the workload's local port; a
-    running job shows as GPU utilisation. Shutting down stops the instance (its shutdown
-    behaviour is stop): the spot request, the volumes and the node stay, and starting the
-    instance again brings everything back. The mark lives in /run, so a start begins afresh.
+    running job shows as GPU utilisation. Parking pushes the models to S3 and sets the worker's
+    Auto Scaling group to zero, which ends the instance: a parked worker costs its S3 storage
+    and nothing else. A spot interruption notice also pushes the models, so the replacement
+    starts with them. The mark lives in /run, so every instance begins afresh.
     """
+    minutes = parking.idle_minutes
     return f"""\
 #!/bin/sh
-# Stops this worker once it has been idle for {idle_minutes} minutes (run every minute).
+# Parks this worker once it has been idle for {minutes} minutes (run every minute).
 set -eu
+token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' {IMDS}/api/token)
+if curl -fsS -o /dev/null -H "X-aws-ec2-metadata-token: $token" \\
+    {IMDS}/meta-data/spot/instance-action; then
+    logger -t homelab-idle-stop "spot interruption notice: pushing models to S3"
+    {SYNC_SCRIPT} push
+    exit 0
+fi
 connections=$(ss -Htn state established '( sport = :{port} )' | wc -l)
 gpu=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits | sort -n | tail -n 1)
 now=$(date +%s)
@@ -271,16 +309,18 @@ if [ "$connections" -gt 0 ] || [ "${{gpu:-0}}" -gt 0 ]; then
 fi
 [ -s {IDLE_MARK} ] || echo "$now" >{IDLE_MARK}
 since=$(cat {IDLE_MARK})
-if [ $((now - since)) -ge {idle_minutes * 60} ]; then
-    logger -t homelab-idle-stop "idle for {idle_minutes} minutes: stopping"
-    shutdown -h now
+if [ $((now - since)) -ge {minutes * 60} ]; then
+    logger -t homelab-idle-stop "idle for {minutes} minutes: pushing models and parking"
+    {SYNC_SCRIPT} push
+    aws autoscaling set-desired-capacity --region {shlex.quote(parking.region)} \\
+        --auto-scaling-group-name {shlex.quote(parking.group)} --desired-capacity 0
 fi
 """
 
 
 IDLE_SERVICE = """\
 [Unit]
-Description=Stop this GPU worker when it has been idle
+Description=Park this GPU worker when it has been idle
 
 [Service]
 Type=oneshot
@@ -301,9 +341,18 @@ WantedBy=timers.target
 
 
 def render_worker_user_data(
-    join: TailnetJoin, workload: Workload, volume_id: str, idle_minutes: int = 15
+    join: TailnetJoin,
+    workload: Workload,
+    *,
+    bucket: str,
+    state_parameter_arn: str,
+    parking: Parking,
 ) -> str:
-    """cloud-config for a GPU worker (an Ubuntu GPU image with Docker and NVIDIA's toolkit)."""
+    """cloud-config for a GPU worker (an Ubuntu GPU image with Docker and NVIDIA's toolkit).
+
+    Every instance of a worker starts from scratch: its node state comes from the SSM
+    parameter ``state_parameter_arn`` and its models from the S3 bucket ``bucket``.
+    """
     install = """\
 #!/bin/sh
 # Installs Tailscale from its package repository.
@@ -323,14 +372,19 @@ apt-get install -y tailscale
                 "content": install,
             },
             {
-                "path": "/usr/local/sbin/homelab-mount-models",
+                "path": SYNC_SCRIPT,
                 "permissions": "0755",
-                "content": render_models_mount_script(volume_id),
+                "content": render_sync_script(join.region, bucket),
+            },
+            {
+                "path": MODELS_SCRIPT,
+                "permissions": "0755",
+                "content": render_models_disk_script(),
             },
             {
                 "path": NODE_STATE_SCRIPT,
                 "permissions": "0755",
-                "content": render_node_state_script(*models_node_state()),
+                "content": render_node_state_script(state_parameter_arn),
             },
             {"path": JOIN_SCRIPT, "permissions": "0700", "content": render_join_script(join)},
             {
@@ -341,7 +395,7 @@ apt-get install -y tailscale
             {
                 "path": IDLE_SCRIPT,
                 "permissions": "0755",
-                "content": render_idle_stop_script(workload.port, idle_minutes),
+                "content": render_idle_stop_script(workload.port, parking),
             },
             {
                 "path": "/etc/systemd/system/homelab-idle-stop.service",
@@ -356,9 +410,9 @@ apt-get install -y tailscale
         ],
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],
-            ["/usr/local/sbin/homelab-mount-models"],
             [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
+            [MODELS_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "homelab-idle-stop.timer"],

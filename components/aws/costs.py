@@ -1,8 +1,9 @@
 """Estimate what the AWS part of the lab costs, from the dated price table beside this file.
 
-Pure functions over ``prices.json``. Always-on costs are monthly (730 hours); a GPU worker's
-compute is hourly, because it costs money only while it runs; its volumes cost monthly either
-way. A NAT gateway is priced for comparison: it is what this design avoids.
+Pure functions over ``prices.json``. Always-on costs are monthly (730 hours). A GPU worker's
+instance, root volume and address cost money only while it runs, so they are hourly; a parked
+worker pays only for its models in S3, monthly. A NAT gateway is priced for comparison: it is
+what this design avoids.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ class RouterCost:
 
 @dataclass(frozen=True)
 class WorkerCost:
-    """A GPU worker: compute while it runs, storage always."""
+    """A GPU worker: everything while it runs, its models in S3 always."""
 
     running_hourly_usd: float
-    """Spot estimate (capped at the worker's maximum price) plus its public IPv4 address, if
-    it has one."""
+    """Spot estimate (capped at the worker's maximum price), its root volume and its public
+    IPv4 address, if it has one."""
     max_hourly_usd: float
-    """The most an hour can cost: the maximum spot price plus the address."""
-    storage_monthly_usd: float
-    """Root and models volumes, paid whether the worker runs or not."""
+    """The most an hour can cost: the maximum spot price, the root volume and the address."""
+    parked_monthly_usd: float
+    """Its models in S3: all a parked worker costs."""
 
 
 @dataclass(frozen=True)
@@ -92,18 +93,21 @@ def worker_cost(
     *,
     public_ipv4: bool = True,
 ) -> WorkerCost | None:
-    """A worker's hourly cost while it runs and its monthly storage, or None if unpriced."""
+    """A worker's hourly cost while it runs and its monthly cost parked, or None if unpriced."""
     prices = _region(region)
     if prices is None:
         return None
     spot = prices["spotEstimateHour"].get(instance_type)
     if spot is None:
         return None
-    address = prices["publicIpv4Hour"] if public_ipv4 else 0.0
+    # The root volume lives and dies with the instance.
+    extras = prices["ebsGp3GibMonth"] * root_gib / HOURS_PER_MONTH
+    if public_ipv4:
+        extras += prices["publicIpv4Hour"]
     return WorkerCost(
-        running_hourly_usd=round(min(spot, max_spot_price) + address, 4),
-        max_hourly_usd=round(max_spot_price + address, 4),
-        storage_monthly_usd=round(prices["ebsGp3GibMonth"] * (root_gib + models_gib), 2),
+        running_hourly_usd=round(min(spot, max_spot_price) + extras, 4),
+        max_hourly_usd=round(max_spot_price + extras, 4),
+        parked_monthly_usd=round(prices["s3StandardGibMonth"] * models_gib, 2),
     )
 
 

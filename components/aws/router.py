@@ -107,6 +107,7 @@ class SubnetRouter(pulumi.ComponentResource):
         lower, upper = ipaddress.IPv4Network(args.vpc_cidr).subnets(prefixlen_diff=1)
         public = self._subnets(name, "public", vpc, lower, args.zones, routes, public=True)
         private = []
+        route_tables = [routes]
         if args.nat_instance:
             private_routes = aws.ec2.RouteTable(
                 f"{name}-private",
@@ -117,6 +118,19 @@ class SubnetRouter(pulumi.ComponentResource):
             private = self._subnets(
                 name, "private", vpc, upper, args.zones, private_routes, public=False
             )
+            route_tables.append(private_routes)
+
+        # Workers pull and push their models through this free gateway endpoint: S3 traffic
+        # never goes through the internet gateway, nor, in NAT-instance mode, the router.
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[table.id for table in route_tables],
+            tags=aws_tags(f"{name}-s3", TOKEN),
+            opts=child,
+        )
 
         ingress = []
         if args.direct_udp:

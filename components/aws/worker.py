@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -9,14 +11,29 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.cloud_init import TailnetJoin, Workload, render_worker_user_data
+from components.aws.cloud_init import Parking, TailnetJoin, Workload, render_worker_user_data
 from components.aws.costs import WorkerCost, as_output, worker_cost
-from components.aws.identity import aws_tags, join_key_parameter_name, node_identity
+from components.aws.identity import (
+    aws_tags,
+    join_key_parameter_name,
+    node_identity,
+    node_state_parameter,
+)
 
 TOKEN = "homelab:aws:GpuWorker"
-MODELS_DEVICE = "/dev/sdf"
+ROOT_DEVICE = "/dev/sda1"
+"""The root device of AWS's Ubuntu images."""
 ROOT_GIB = 100
-"""The GPU image's root volume holds the driver, CUDA and Docker's images."""
+"""The GPU image's root volume holds the driver, CUDA and Docker's images; it ends with the
+instance."""
+CAPACITY_TIMEOUT = "15m"
+TAGGED_AT_LAUNCH = (
+    ("instance", "instance"),
+    ("volume", "root"),
+    ("network-interface", "interface"),
+    ("spot-instances-request", "spot-request"),
+)
+"""What each launch creates, tagged as it is created: (resource type, name suffix)."""
 
 WORKLOADS: dict[str, Workload] = {
     "ollama": Workload(
@@ -51,8 +68,8 @@ class GpuWorkerArgs:
     workload: str
     image: pulumi.Input[str]
     """The GPU machine image, looked up once per stack."""
-    subnet_id: pulumi.Input[str]
-    zone: pulumi.Input[str]
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """One subnet per availability zone: the worker starts wherever spot capacity is free."""
     security_group_id: pulumi.Input[str]
     join_key: pulumi.Input[str]
     tags: Sequence[str]
@@ -61,24 +78,33 @@ class GpuWorkerArgs:
     """The tailnet's MagicDNS suffix."""
     instance_type: str = "g4dn.xlarge"
     max_spot_price: float = 0.35
-    models_volume_gib: int = 100
+    models_gib: int = 20
+    """How much the models take in S3, for the cost estimate."""
     state: Literal["running", "stopped"] = "running"
-    """The state `pulumi up` puts the worker in (see the README on waking a stopped worker)."""
+    """The state `pulumi up` puts the worker in (see the README on waking a parked worker)."""
     idle_minutes: int = 15
-    """The worker stops itself after this long without requests or GPU use."""
+    """The worker parks itself after this long without requests or GPU use."""
     public_ipv4: bool = True
-    """Whether its subnet gives it a public address (not behind a NAT instance)."""
+    """Whether its subnets give it a public address (not behind a NAT instance)."""
 
 
 class GpuWorker(pulumi.ComponentResource):
-    """A g4dn spot instance with a persistent models volume, serving its workload on the tailnet."""
+    """A spot GPU instance in an Auto Scaling group of at most one, serving its workload on the
+    tailnet, with its models in S3 and its node state in SSM.
+
+    Nothing of a worker lives on its instance: parking it (idle stop, or ``state: stopped``)
+    ends the instance, and the next one pulls the models back onto its local disk and joins
+    as the same node.
+    """
 
     url: str
     """Where the workload answers on the tailnet."""
-    instance_id: pulumi.Output[str]
-    """The instance's id."""
+    group_name: str
+    """The name of its Auto Scaling group: set its desired capacity to 1 to wake it."""
+    models_bucket: pulumi.Output[str]
+    """The S3 bucket holding its models."""
     cost: WorkerCost | None
-    """Its estimated cost: hourly while it runs, monthly for its volumes."""
+    """Its estimated cost: hourly while it runs, monthly while parked."""
 
     def __init__(
         self,
@@ -88,20 +114,11 @@ class GpuWorker(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.group_name = f"homelab-{pulumi.get_stack()}-{name}"
 
-        # Models outlive every instance: an interruption or a replacement never downloads them
-        # again, and deleting the worker from the stack keeps the volume.
-        models = aws.ebs.Volume(
-            f"{name}-models",
-            availability_zone=args.zone,
-            size=args.models_volume_gib,
-            type="gp3",
-            encrypted=True,
-            tags=aws_tags(f"{name}-models", TOKEN),
-            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
-        )
-
-        profile = node_identity(name, args.join_key, TOKEN, self)
+        models = self._models_bucket(name)
+        state = node_state_parameter(name, TOKEN, self)
+        profile = node_identity(name, args.join_key, TOKEN, self, state_parameter=state)
         join = TailnetJoin(
             region=args.region,
             key_parameter=join_key_parameter_name(name),
@@ -109,79 +126,173 @@ class GpuWorker(pulumi.ComponentResource):
             tags=args.tags,
         )
         workload = WORKLOADS[args.workload]
-        user_data = models.id.apply(
-            lambda volume_id: render_worker_user_data(join, workload, volume_id, args.idle_minutes)
+        parking = Parking(region=args.region, group=self.group_name, idle_minutes=args.idle_minutes)
+        user_data = pulumi.Output.all(models.bucket, state.arn).apply(
+            lambda values: _base64(
+                render_worker_user_data(
+                    join,
+                    workload,
+                    bucket=values[0],
+                    state_parameter_arn=values[1],
+                    parking=parking,
+                )
+            )
         )
 
-        # As for the router, a newer GPU image must not replace a worker on an unrelated update.
-        instance = aws.ec2.Instance(
-            f"{name}-instance",
-            ami=args.image,
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-template",
+            image_id=args.image,
             instance_type=args.instance_type,
-            subnet_id=args.subnet_id,
-            vpc_security_group_ids=[args.security_group_id],
-            iam_instance_profile=profile.name,
+            iam_instance_profile={"arn": profile.arn},
             user_data=user_data,
-            # New user data means a new instance that boots with it; the models volume and the
-            # node state on it carry over.
-            user_data_replace_on_change=True,
-            # A persistent spot request that stops on interruption: the instance, its root
-            # volume and its tailnet identity come back when capacity does.
+            network_interfaces=[
+                {
+                    "associate_public_ip_address": str(args.public_ipv4).lower(),
+                    "security_groups": [args.security_group_id],
+                    "delete_on_termination": "true",
+                }
+            ],
+            # One-time spot instances that end on interruption: the Auto Scaling group starts
+            # a replacement in whichever zone has capacity, and nothing is lost with the old one.
             instance_market_options={
                 "market_type": "spot",
                 "spot_options": {
-                    "instance_interruption_behavior": "stop",
-                    "spot_instance_type": "persistent",
+                    "spot_instance_type": "one-time",
+                    "instance_interruption_behavior": "terminate",
                     "max_price": f"{args.max_spot_price:.4f}",
                 },
             },
-            # Idle stop shuts the system down; that stops the instance instead of ending it.
-            instance_initiated_shutdown_behavior="stop",
+            instance_initiated_shutdown_behavior="terminate",
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
-            root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": ROOT_GIB},
-            tags=aws_tags(f"{name}-instance", TOKEN),
-            volume_tags=aws_tags(f"{name}-root", TOKEN),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            block_device_mappings=[
+                {
+                    "device_name": ROOT_DEVICE,
+                    "ebs": {
+                        "encrypted": "true",
+                        "volume_type": "gp3",
+                        "volume_size": ROOT_GIB,
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            tag_specifications=[
+                {"resource_type": kind, "tags": aws_tags(f"{name}-{suffix}", TOKEN)}
+                for kind, suffix in TAGGED_AT_LAUNCH
+            ],
+            tags=aws_tags(f"{name}-template", TOKEN),
+            update_default_version=True,
+            # As for the router, a newer GPU image must not change the worker on an unrelated
+            # update: the image is read when the worker is created.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["image_id"]),
         )
 
-        aws.ec2.VolumeAttachment(
-            f"{name}-models-attachment",
-            device_name=MODELS_DEVICE,
-            volume_id=models.id,
-            instance_id=instance.id,
-            # Stop the instance before detaching, so the filesystem is never cut off mid-write.
-            stop_instance_before_detaching=True,
+        group = aws.autoscaling.Group(
+            f"{name}-group",
+            name=self.group_name,
+            min_size=0,
+            max_size=1,
+            # Pulumi compares this with the capacity it last set, not with the group, so a
+            # worker that parked itself stays parked through an unrelated `pulumi up`.
+            desired_capacity=1 if args.state == "running" else 0,
+            vpc_zone_identifiers=args.subnet_ids,
+            # Each launch takes the newest template; a change never touches a running instance.
+            launch_template={"id": template.id, "version": "$Latest"},
+            health_check_type="EC2",
+            # Start a replacement when AWS signals a raised risk of interruption.
+            capacity_rebalance=True,
+            # With no spot capacity in any zone, `pulumi up` fails after this long instead of
+            # reporting a worker that never starts.
+            wait_for_capacity_timeout=CAPACITY_TIMEOUT,
+            tags=[
+                {"key": key, "value": value, "propagate_at_launch": False}
+                for key, value in sorted(aws_tags(f"{name}-group", TOKEN).items())
+            ],
             opts=child,
         )
 
-        # The spot request that the instance made is tagged like everything else, so the
-        # billing console shows which worker it belongs to.
-        for key, value in sorted(aws_tags(f"{name}-spot-request", TOKEN).items()):
-            aws.ec2.Tag(
-                f"{name}-spot-request-{key.replace(':', '-').lower()}",
-                resource_id=instance.spot_instance_request_id,
-                key=key,
-                value=value,
-                opts=child,
-            )
-
-        # The desired state from config. Pulumi compares it with the state it last set, not with
-        # the instance, so a worker that stopped itself stays stopped through an unrelated
-        # `pulumi up`; only a refresh (or setting the state) starts it again.
-        aws.ec2transitgateway.InstanceState(
-            f"{name}-state", instance_id=instance.id, state=args.state, opts=child
+        aws.iam.RolePolicy(
+            f"{name}-models-and-parking",
+            role=profile.role,
+            policy=pulumi.Output.all(models.arn, group.arn).apply(
+                lambda arns: _worker_policy(*arns)
+            ),
+            opts=child,
         )
 
         self.url = f"https://{name}.{args.domain}"
-        self.instance_id = instance.id
+        self.models_bucket = models.bucket
         self.cost = worker_cost(
             args.region,
             args.instance_type,
             args.max_spot_price,
             ROOT_GIB,
-            args.models_volume_gib,
+            args.models_gib,
             public_ipv4=args.public_ipv4,
         )
         self.register_outputs(
-            {"url": self.url, "instanceId": self.instance_id, "cost": as_output(self.cost)}
+            {
+                "url": self.url,
+                "groupName": self.group_name,
+                "modelsBucket": self.models_bucket,
+                "cost": as_output(self.cost),
+            }
         )
+
+    def _models_bucket(self, name: str) -> aws.s3.Bucket:
+        """A private, encrypted bucket for the models that outlives every instance, and the
+        worker itself: deleting the worker from the stack keeps it."""
+        tags = aws_tags(f"{name}-models", TOKEN)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            f"{name}-models",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-models",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-models",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-models",
+            bucket=bucket.id,
+            # An upload cut short by an interruption leaves parts that cost money until removed.
+            rules=[
+                {
+                    "id": "abort-incomplete-uploads",
+                    "status": "Enabled",
+                    "filter": {},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
+                }
+            ],
+            opts=child,
+        )
+        return bucket
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _worker_policy(bucket_arn: str, group_arn: str) -> str:
+    """The worker may read and write its models, and park itself."""
+    statements = [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": f"{bucket_arn}/*",
+        },
+        {"Effect": "Allow", "Action": "autoscaling:SetDesiredCapacity", "Resource": group_arn},
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})

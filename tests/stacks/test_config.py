@@ -358,10 +358,16 @@ INVALID = [
         "greater than or equal to 0.001",
     ),
     case(
-        "models-volume-too-small",
-        put(f"{OLLAMA}.modelsVolumeGib", 5),
+        "models-size-zero",
+        put(f"{OLLAMA}.modelsGib", 0),
+        f"{OLLAMA}.modelsGib",
+        "greater than or equal to 1",
+    ),
+    case(
+        "models-volume-of-the-old-design",
+        put(f"{OLLAMA}.modelsVolumeGib", 150),
         f"{OLLAMA}.modelsVolumeGib",
-        "greater than or equal to 10",
+        "models in S3 now",
     ),
     case(
         "unknown-worker-workload",
@@ -669,7 +675,7 @@ def test_dev_config_parses() -> None:
     assert config.aws is not None
     assert config.aws.router.exit_node
     assert set(config.aws.workers) == {"ollama", "fooocus"}
-    assert config.aws.workers["ollama"].models_volume_gib == 150
+    assert config.aws.workers["ollama"].models_gib == 30
 
 
 def test_secret_is_kept_secret() -> None:
@@ -734,10 +740,10 @@ def test_defaults_are_applied() -> None:
     assert not aws.router.exit_node
     assert aws.router.direct_udp
     worker = aws.workers["whisper"]
-    assert (worker.instance_type, worker.max_spot_price, worker.models_volume_gib) == (
+    assert (worker.instance_type, worker.max_spot_price, worker.models_gib) == (
         "g4dn.xlarge",
         0.35,
-        100,
+        20,
     )
     assert config.secrets.immich_database_password is None
 

@@ -287,11 +287,14 @@ def test_no_tailnet_credential_is_ever_an_input_in_clear(dev):
     assert not [text for text in _clear_strings(dev.outputs) if "tskey-" in text]
 
 
+STATEFUL_TYPES = ("docker:index/volume:Volume", "aws:ebs/volume:Volume", "aws:s3/bucket:Bucket")
+
+
 def _data_volumes(recording) -> dict[str, tuple]:
     return {
         volume.urn: (volume.protect, volume.retain_on_delete, json.dumps(volume.inputs))
         for volume in recording.resources
-        if volume.type in ("docker:index/volume:Volume", "aws:ebs/volume:Volume") and volume.protect
+        if volume.type in STATEFUL_TYPES and volume.protect
     }
 
 
@@ -311,6 +314,7 @@ def test_changing_images_versions_and_proxies_never_touches_a_data_volume(run_st
 
     volumes = _data_volumes(before)
     assert len(volumes) >= 15
+    assert sum(urn.endswith("-models") for urn in volumes) == 2, "both workers' model buckets"
     assert all(protect and retain for protect, retain, _ in volumes.values())
     assert _data_volumes(after) == volumes
     # The change did reach the containers: the comparison above is not vacuous.
@@ -327,5 +331,8 @@ def test_the_plan_reports_what_the_aws_part_costs(dev, dev_project):
     assert costs["natGatewayInstead"]["monthlyUsd"] > costs["router"]["monthlyUsd"]
     text = render_text(build_plan(dev_project, dev, preview=False))
     assert "Estimated AWS cost" in text
-    assert f"router, always on          ${costs['router']['monthlyUsd']:.2f}/month" in text
+    assert f"router, always on            ${costs['router']['monthlyUsd']:.2f}/month" in text
+    parked = sum(worker["parkedMonthlyUsd"] for worker in costs["workers"].values())
+    assert 0 < parked < 2, "the dev workers' models in S3"
+    assert f"every month, workers parked  ${costs['router']['monthlyUsd'] + parked:.2f}" in text
     assert "a NAT gateway instead" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pulumi
@@ -26,30 +27,39 @@ def router_args(**overrides) -> SubnetRouterArgs:
     return SubnetRouterArgs(**{**args, **overrides})
 
 
-@pytest.fixture
-def lab(record_program):
+def lab_program(**worker_overrides):
     def program():
         router = SubnetRouter("router", router_args())
-        GpuWorker(
-            "ollama",
-            GpuWorkerArgs(
-                workload="ollama",
-                image="ami-gpu",
-                subnet_id=router.subnet_ids.apply(lambda ids: ids[0]),
-                zone="eu-central-1a",
-                security_group_id=router.security_group_id,
-                join_key=pulumi.Output.secret(JOIN_KEY),
-                tags=("tag:gpu-worker",),
-                region="eu-central-1",
-                domain="tail0000.ts.net",
-            ),
-        )
+        args = {
+            "workload": "ollama",
+            "image": "ami-gpu",
+            "subnet_ids": router.subnet_ids,
+            "security_group_id": router.security_group_id,
+            "join_key": pulumi.Output.secret(JOIN_KEY),
+            "tags": ("tag:gpu-worker",),
+            "region": "eu-central-1",
+            "domain": "tail0000.ts.net",
+        }
+        GpuWorker("ollama", GpuWorkerArgs(**{**args, **worker_overrides}))
 
-    return record_program(program)
+    return program
+
+
+@pytest.fixture
+def lab(record_program):
+    return record_program(lab_program())
 
 
 def instance(recording, name):
     return recording.named(f"{name}-instance")
+
+
+def template(recording):
+    return recording.named("ollama-template")
+
+
+def worker_user_data(recording) -> str:
+    return base64.b64decode(template(recording).inputs["userData"]).decode()
 
 
 def test_vpc_has_a_public_subnet_per_zone_and_no_nat_gateway(lab):
@@ -78,12 +88,20 @@ def test_direct_udp_can_be_closed(record_program):
     assert group.inputs.get("ingress", []) == [], group.urn
 
 
-@pytest.mark.parametrize("name", ["router", "ollama"])
-def test_instances_require_imdsv2_and_encrypt_their_root_volume(lab, name):
-    node = instance(lab, name)
+def test_the_router_requires_imdsv2_and_encrypts_its_root_volume(lab):
+    node = instance(lab, "router")
     assert node.inputs["metadataOptions"]["httpTokens"] == "required", node.urn
     assert node.inputs["rootBlockDevice"]["encrypted"] is True, node.urn
     assert node.ignore_changes == ["ami"], node.urn
+
+
+def test_workers_require_imdsv2_and_encrypt_a_root_volume_that_ends_with_them(lab):
+    launch = template(lab)
+    assert launch.inputs["metadataOptions"]["httpTokens"] == "required", launch.urn
+    (root,) = launch.inputs["blockDeviceMappings"]
+    assert root["ebs"]["encrypted"] == "true", launch.urn
+    assert root["ebs"]["deleteOnTermination"] == "true", launch.urn
+    assert launch.ignore_changes == ["imageId"], launch.urn
 
 
 @pytest.mark.parametrize("name", ["router", "ollama"])
@@ -94,7 +112,8 @@ def test_join_key_lives_only_in_a_secure_string(lab, name):
     for resource in lab.resources:
         if resource is not parameter:
             assert JOIN_KEY not in repr(resource.inputs), resource.urn
-    assert JOIN_KEY not in instance(lab, name).inputs["userData"]
+    assert JOIN_KEY not in instance(lab, "router").inputs["userData"]
+    assert JOIN_KEY not in worker_user_data(lab)
 
 
 def test_router_forwards_and_advertises_the_vpc(lab):
@@ -104,33 +123,80 @@ def test_router_forwards_and_advertises_the_vpc(lab):
     assert "--advertise-routes=10.60.0.0/16" in router.inputs["userData"], router.urn
 
 
-def test_worker_is_a_persistent_spot_instance_that_stops_on_interruption(lab):
-    worker = instance(lab, "ollama")
-    assert worker.inputs["instanceType"] == "g4dn.xlarge", worker.urn
-    assert worker.inputs["instanceMarketOptions"] == {
+def test_the_worker_launches_one_time_spot_instances_that_end_on_interruption(lab):
+    launch = template(lab)
+    assert launch.inputs["instanceType"] == "g4dn.xlarge", launch.urn
+    assert launch.inputs["instanceMarketOptions"] == {
         "marketType": "spot",
         "spotOptions": {
-            "instanceInterruptionBehavior": "stop",
-            "spotInstanceType": "persistent",
+            "instanceInterruptionBehavior": "terminate",
+            "spotInstanceType": "one-time",
             "maxPrice": "0.3500",
         },
-    }, worker.urn
+    }, launch.urn
+    assert launch.inputs["instanceInitiatedShutdownBehavior"] == "terminate", launch.urn
+    assert not lab.of_type("aws:ec2/instance:Instance")[1:], "the router is the only instance"
 
 
-def test_models_volume_outlives_the_worker(lab):
-    volume = lab.named("ollama-models")
-    assert volume.type == "aws:ebs/volume:Volume"
-    assert volume.protect, volume.urn
-    assert volume.retain_on_delete, volume.urn
-    assert volume.inputs["encrypted"] is True, volume.urn
-    (attachment,) = lab.of_type("aws:ec2/volumeAttachment:VolumeAttachment")
-    assert attachment.inputs["volumeId"] == volume.id, attachment.urn
+def test_the_group_spans_every_zone_and_fails_loudly_without_capacity(lab):
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    subnets = sorted(s.id for s in lab.of_type("aws:ec2/subnet:Subnet"))
+    assert sorted(group.inputs["vpcZoneIdentifiers"]) == subnets, group.urn
+    assert (group.inputs["minSize"], group.inputs["maxSize"]) == (0, 1), group.urn
+    assert group.inputs["launchTemplate"] == {"id": template(lab).id, "version": "$Latest"}
+    assert group.inputs["waitForCapacityTimeout"] == "15m", group.urn
+    assert group.inputs["name"] == "homelab-test-ollama", group.urn
+
+
+@pytest.mark.parametrize(("state", "capacity"), [("running", 1), ("stopped", 0)])
+def test_the_desired_state_is_the_groups_capacity(record_program, state, capacity):
+    recording = record_program(lab_program(state=state))
+    (group,) = recording.of_type("aws:autoscaling/group:Group")
+    assert group.inputs["desiredCapacity"] == capacity, group.urn
+
+
+def test_the_models_bucket_outlives_the_worker_and_is_private_and_encrypted(lab):
+    bucket = lab.of_type("aws:s3/bucket:Bucket")[0]
+    assert bucket.protect, bucket.urn
+    assert bucket.retain_on_delete, bucket.urn
+    (block,) = lab.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert block.inputs["bucket"] == bucket.id, block.urn
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    assert all(block.inputs[flag] is True for flag in flags), block.urn
+    encryption = lab.of_type(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )[0]
+    (rule,) = encryption.inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    assert not lab.of_type("aws:ebs/volume:Volume"), "nothing of a worker lives on EBS"
+
+
+def test_the_worker_may_read_and_write_its_models_and_park_only_its_own_group(lab):
+    policy = json.loads(lab.named("ollama-models-and-parking").inputs["policy"])
+    resources = {
+        json.dumps(statement["Action"]): statement["Resource"] for statement in policy["Statement"]
+    }
+    # The mock engine gives each resource a deterministic ARN ending in its resource name.
+    bucket_arn = resources['"s3:ListBucket"']
+    assert bucket_arn.startswith("arn:aws:s3:")
+    assert bucket_arn.endswith("/ollama-models")
+    assert resources == {
+        '"s3:ListBucket"': bucket_arn,
+        '["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]': f"{bucket_arn}/*",
+        '"autoscaling:SetDesiredCapacity"': resources['"autoscaling:SetDesiredCapacity"'],
+    }
+    group_arn = resources['"autoscaling:SetDesiredCapacity"']
+    assert group_arn.startswith("arn:aws:autoscaling:")
+    assert group_arn.endswith("/ollama-group")
+    assert "s3://ollama-models-" in worker_user_data(lab)
 
 
 def test_every_aws_resource_that_takes_tags_is_tagged(lab):
     for resource in lab.resources:
         if resource.type.startswith("aws:") and "tags" in resource.inputs:
             tags = resource.inputs["tags"]
+            if isinstance(tags, list):  # an Auto Scaling group's tags: key, value, propagation
+                tags = {tag["key"]: tag["value"] for tag in tags}
             assert set(tags) >= {"Name", "homelab:stack", "homelab:component"}, resource.urn
 
 
@@ -171,18 +237,37 @@ def test_the_router_keeps_its_node_state_in_ssm_that_only_it_may_write(lab):
     assert f"--state={arn}" in router.inputs["userData"], router.urn
 
 
-@pytest.mark.parametrize("name", ["router", "ollama"])
-def test_new_user_data_means_a_new_instance(lab, name):
-    node = instance(lab, name)
-    assert node.inputs["userDataReplaceOnChange"] is True, node.urn
+def test_new_user_data_means_a_new_router(lab):
+    router = instance(lab, "router")
+    assert router.inputs["userDataReplaceOnChange"] is True, router.urn
 
 
-def test_the_worker_is_kept_in_its_desired_state_and_idle_stop_stops_it(lab):
-    (state,) = lab.of_type("aws:ec2transitgateway/instanceState:InstanceState")
-    worker = instance(lab, "ollama")
-    assert state.inputs["state"] == "running", state.urn
-    assert state.inputs["instanceId"] == worker.id, state.urn
-    assert worker.inputs["instanceInitiatedShutdownBehavior"] == "stop", worker.urn
+def test_new_user_data_is_a_new_template_version_the_next_launch_takes(lab):
+    launch = template(lab)
+    assert launch.inputs["updateDefaultVersion"] is True, launch.urn
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    assert group.inputs["launchTemplate"]["version"] == "$Latest", group.urn
+
+
+def test_the_worker_keeps_its_node_state_in_ssm(lab):
+    state = lab.named("ollama-node-state")
+    assert state.ignore_changes == ["value"], state.urn
+    policy = json.loads(lab.named("ollama-read-join-key").inputs["policy"])
+    (_, state_rule) = policy["Statement"]
+    arn = state_rule["Resource"]
+    assert arn.startswith("arn:aws:ssm:"), arn
+    assert arn.endswith("/ollama-node-state"), arn
+    assert f"--state={arn}" in worker_user_data(lab)
+
+
+def test_s3_traffic_takes_the_free_gateway_endpoint(lab, nat_lab):
+    for recording, tables in ((lab, 1), (nat_lab, 2)):
+        (endpoint,) = recording.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+        assert endpoint.inputs["serviceName"] == "com.amazonaws.eu-central-1.s3", endpoint.urn
+        assert endpoint.inputs["vpcEndpointType"] == "Gateway", endpoint.urn
+        route_tables = sorted(t.id for t in recording.of_type("aws:ec2/routeTable:RouteTable"))
+        assert sorted(endpoint.inputs["routeTableIds"]) == route_tables
+        assert len(route_tables) == tables
 
 
 @pytest.fixture
@@ -224,12 +309,11 @@ def test_only_the_private_half_may_reach_the_nat_instance(nat_lab):
     assert (udp["protocol"], udp["fromPort"]) == ("udp", 41641)
 
 
-def test_the_spot_request_is_tagged_like_everything_else(lab):
-    tags = {tag.inputs["key"]: tag.inputs["value"] for tag in lab.of_type("aws:ec2/tag:Tag")}
-    assert tags == {
-        "Name": "ollama-spot-request",
-        "homelab:stack": "test",
-        "homelab:component": "homelab:aws:GpuWorker",
-    }
-    for tag in lab.of_type("aws:ec2/tag:Tag"):
-        assert tag.inputs["resourceId"].startswith("sir-"), tag.urn
+def test_everything_a_launch_creates_is_tagged_like_everything_else(lab):
+    specifications = template(lab).inputs["tagSpecifications"]
+    kinds = {spec["resourceType"]: spec["tags"] for spec in specifications}
+    assert set(kinds) == {"instance", "volume", "network-interface", "spot-instances-request"}
+    for kind, tags in kinds.items():
+        assert tags["homelab:stack"] == "test", kind
+        assert tags["homelab:component"] == "homelab:aws:GpuWorker", kind
+    assert kinds["spot-instances-request"]["Name"] == "ollama-spot-request"

@@ -40,17 +40,28 @@ def test_a_nat_gateway_costs_more_than_the_router(region):
     assert nat.monthly_usd > 4 * router.monthly_usd
 
 
-def test_a_worker_never_costs_more_an_hour_than_its_maximum_spot_price_and_address():
+def test_a_worker_never_costs_more_an_hour_than_its_maximum_spot_price_root_and_address():
     cheap = worker_cost("eu-central-1", "g4dn.xlarge", 0.10, root_gib=100, models_gib=100)
     assert cheap is not None
-    assert cheap.running_hourly_usd == pytest.approx(0.10 + 0.005)
-    assert cheap.max_hourly_usd == pytest.approx(0.105)
+    root_hourly = 0.0952 * 100 / HOURS_PER_MONTH
+    assert cheap.running_hourly_usd == pytest.approx(0.10 + root_hourly + 0.005, abs=1e-4)
+    assert cheap.max_hourly_usd == pytest.approx(cheap.running_hourly_usd)
 
 
-def test_worker_volumes_cost_the_same_whether_it_runs_or_not():
+def test_a_worker_behind_a_nat_instance_pays_for_no_address():
+    public = worker_cost("us-east-1", "g4dn.xlarge", 0.35, root_gib=100, models_gib=20)
+    private = worker_cost(
+        "us-east-1", "g4dn.xlarge", 0.35, root_gib=100, models_gib=20, public_ipv4=False
+    )
+    assert public is not None
+    assert private is not None
+    assert public.running_hourly_usd - private.running_hourly_usd == pytest.approx(0.005)
+
+
+def test_a_parked_worker_pays_for_its_models_in_s3_and_nothing_else():
     cost = worker_cost("us-east-1", "g4dn.xlarge", 0.35, root_gib=100, models_gib=150)
     assert cost is not None
-    assert cost.storage_monthly_usd == pytest.approx(0.08 * 250)
+    assert cost.parked_monthly_usd == pytest.approx(0.023 * 150)
 
 
 @pytest.mark.parametrize(
