@@ -28,11 +28,7 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
         "sourceDestCheck",
         "metadataOptions",
     ),
-    "aws:ec2/launchTemplate:LaunchTemplate": (
-        "instanceType",
-        "instanceMarketOptions",
-        "metadataOptions",
-    ),
+    "aws:ec2/launchTemplate:LaunchTemplate": ("instanceType", "metadataOptions"),
     "aws:autoscaling/group:Group": ("name", "minSize", "maxSize", "desiredCapacity"),
     "aws:ec2/vpcEndpoint:VpcEndpoint": ("serviceName", "vpcEndpointType"),
     "aws:ebs/volume:Volume": ("size", "type", "encrypted", "availabilityZone"),

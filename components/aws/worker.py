@@ -152,16 +152,6 @@ class GpuWorker(pulumi.ComponentResource):
                     "delete_on_termination": "true",
                 }
             ],
-            # One-time spot instances that end on interruption: the Auto Scaling group starts
-            # a replacement in whichever zone has capacity, and nothing is lost with the old one.
-            instance_market_options={
-                "market_type": "spot",
-                "spot_options": {
-                    "spot_instance_type": "one-time",
-                    "instance_interruption_behavior": "terminate",
-                    "max_price": f"{args.max_spot_price:.4f}",
-                },
-            },
             instance_initiated_shutdown_behavior="terminate",
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
             block_device_mappings=[
@@ -195,8 +185,25 @@ class GpuWorker(pulumi.ComponentResource):
             # worker that parked itself stays parked through an unrelated `pulumi up`.
             desired_capacity=1 if args.state == "running" else 0,
             vpc_zone_identifiers=args.subnet_ids,
-            # Each launch takes the newest template; a change never touches a running instance.
-            launch_template={"id": template.id, "version": "$Latest"},
+            # Spot only, at most the maximum price. An interrupted instance ends, and the group
+            # starts a replacement in whichever zone has capacity; nothing is lost with it.
+            mixed_instances_policy={
+                "instances_distribution": {
+                    "on_demand_base_capacity": 0,
+                    "on_demand_percentage_above_base_capacity": 0,
+                    "spot_allocation_strategy": "price-capacity-optimized",
+                    "spot_max_price": f"{args.max_spot_price:.4f}",
+                },
+                "launch_template": {
+                    # Each launch takes the newest template; a change never touches a running
+                    # instance.
+                    "launch_template_specification": {
+                        "launch_template_id": template.id,
+                        "version": "$Latest",
+                    },
+                    "overrides": [{"instance_type": args.instance_type}],
+                },
+            },
             health_check_type="EC2",
             # Start a replacement when AWS signals a raised risk of interruption.
             capacity_rebalance=True,

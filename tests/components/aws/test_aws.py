@@ -123,17 +123,19 @@ def test_router_forwards_and_advertises_the_vpc(lab):
     assert "--advertise-routes=10.60.0.0/16" in router.inputs["userData"], router.urn
 
 
-def test_the_worker_launches_one_time_spot_instances_that_end_on_interruption(lab):
+def test_the_worker_launches_spot_instances_only_at_its_maximum_price(lab):
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    policy = group.inputs["mixedInstancesPolicy"]
+    assert policy["instancesDistribution"] == {
+        "onDemandBaseCapacity": 0,
+        "onDemandPercentageAboveBaseCapacity": 0,
+        "spotAllocationStrategy": "price-capacity-optimized",
+        "spotMaxPrice": "0.3500",
+    }, group.urn
+    assert policy["launchTemplate"]["overrides"] == [{"instanceType": "g4dn.xlarge"}]
     launch = template(lab)
-    assert launch.inputs["instanceType"] == "g4dn.xlarge", launch.urn
-    assert launch.inputs["instanceMarketOptions"] == {
-        "marketType": "spot",
-        "spotOptions": {
-            "instanceInterruptionBehavior": "terminate",
-            "spotInstanceType": "one-time",
-            "maxPrice": "0.3500",
-        },
-    }, launch.urn
+    # A mixed-instances group takes its purchase options from the group, not the template.
+    assert "instanceMarketOptions" not in launch.inputs, launch.urn
     assert launch.inputs["instanceInitiatedShutdownBehavior"] == "terminate", launch.urn
     assert not lab.of_type("aws:ec2/instance:Instance")[1:], "the router is the only instance"
 
@@ -143,7 +145,10 @@ def test_the_group_spans_every_zone_and_fails_loudly_without_capacity(lab):
     subnets = sorted(s.id for s in lab.of_type("aws:ec2/subnet:Subnet"))
     assert sorted(group.inputs["vpcZoneIdentifiers"]) == subnets, group.urn
     assert (group.inputs["minSize"], group.inputs["maxSize"]) == (0, 1), group.urn
-    assert group.inputs["launchTemplate"] == {"id": template(lab).id, "version": "$Latest"}
+    specification = group.inputs["mixedInstancesPolicy"]["launchTemplate"][
+        "launchTemplateSpecification"
+    ]
+    assert specification == {"launchTemplateId": template(lab).id, "version": "$Latest"}
     assert group.inputs["waitForCapacityTimeout"] == "15m", group.urn
     assert group.inputs["name"] == "homelab-test-ollama", group.urn
 
@@ -246,7 +251,8 @@ def test_new_user_data_is_a_new_template_version_the_next_launch_takes(lab):
     launch = template(lab)
     assert launch.inputs["updateDefaultVersion"] is True, launch.urn
     (group,) = lab.of_type("aws:autoscaling/group:Group")
-    assert group.inputs["launchTemplate"]["version"] == "$Latest", group.urn
+    policy = group.inputs["mixedInstancesPolicy"]
+    assert policy["launchTemplate"]["launchTemplateSpecification"]["version"] == "$Latest"
 
 
 def test_the_worker_keeps_its_node_state_in_ssm(lab):
