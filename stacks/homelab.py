@@ -251,6 +251,7 @@ def _aws(
 
     urls: dict[str, pulumi.Input[str]] = {}
     worker_costs: dict[str, object] = {}
+    groups: dict[str, str] = {}
     for name, worker in config.workers.items():
         gpu_worker = GpuWorker(
             name,
@@ -274,11 +275,15 @@ def _aws(
         )
         urls[name] = gpu_worker.url
         worker_costs[name] = as_output(gpu_worker.cost)
+        groups[name] = gpu_worker.group_name
 
     pulumi.export("vpcId", router.vpc_id)
     pulumi.export("vpcCidr", config.vpc_cidr)
     pulumi.export("vpcResolver", router.resolver)
     pulumi.export("routerHostname", router.hostname)
+    if groups:
+        # What a user sets to wake a parked worker (see the README).
+        pulumi.export("workerGroups", groups)
     pulumi.export(
         "costs",
         {

@@ -44,6 +44,10 @@ def test_stack_outputs_name_every_service_and_worker(dev):
     assert urls["mqtt"] == "tcp://mqtt.tail4e2c1.ts.net"
     assert set(urls) == {"photos", "home", "media", "quiz", "mqtt", "ollama", "fooocus"}
     assert dev.outputs["vpcResolver"] == "10.60.0.2"
+    assert dev.outputs["workerGroups"] == {
+        "ollama": "homelab-dev-ollama",
+        "fooocus": "homelab-dev-fooocus",
+    }
 
 
 def test_images_are_looked_up_once_per_stack_not_per_worker(dev):
