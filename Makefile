@@ -1,14 +1,18 @@
 # homelab: two commands do everything. `make plan` prints the dev stack's offline plan;
 # `make test` runs the lint and the whole test suite. Both install what they need first.
+# `make plan-diff` compares the plan of BASE_REF (main) with the working tree's, as pull
+# requests show it; `make diagram` prints the topology and `make readme` embeds it.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 PLAN_FLAGS ?=
+BASE_REF ?= main
+MERMAID := tests/tools/mermaid
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools plan plan-json test lint format clean
+.PHONY: setup tools plan plan-json plan-diff diagram readme test lint format clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -22,13 +26,36 @@ tools:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends cloud-init >/dev/null; }
 
-setup: $(VENV)/.installed tools
+# Mermaid's own parser checks the topology diagram in the tests (Node.js 18 or newer).
+$(MERMAID)/node_modules/.package-lock.json: $(MERMAID)/package.json $(MERMAID)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make setup: install Node.js and npm" >&2; exit 1; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	@npm ci --prefix $(MERMAID) --no-audit --no-fund --loglevel=error >&2
+
+setup: $(VENV)/.installed tools $(MERMAID)/node_modules/.package-lock.json
 
 plan: $(VENV)/.installed
 	@$(PY) -m offline --stack $(STACK) $(PLAN_FLAGS)
 
 plan-json: $(VENV)/.installed
 	@$(PY) -m offline --stack $(STACK) --json $(PLAN_FLAGS)
+
+# The base revision's program, planned with this tree's engine; build/ is not tracked.
+plan-diff: $(VENV)/.installed
+	@rm -rf build/plan-diff && mkdir -p build/plan-diff/base
+	@git archive --format=tar $(BASE_REF) | tar -x -C build/plan-diff/base
+	@$(PY) -m offline --dir build/plan-diff/base --stack $(STACK) --json > build/plan-diff/base.json
+	@$(PY) -m offline --stack $(STACK) --json > build/plan-diff/head.json
+	@$(PY) -m offline.diff build/plan-diff/base.json build/plan-diff/head.json \
+	  --base-label $(BASE_REF) --head-label "working tree"
+
+diagram: $(VENV)/.installed
+	@$(PY) -m offline --stack $(STACK) --diagram
+
+readme: $(VENV)/.installed
+	@$(PY) -m offline --stack dev --diagram --readme README.md
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
@@ -42,4 +69,4 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build $(MERMAID)/node_modules

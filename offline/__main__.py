@@ -33,7 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preview", action="store_true", help="run as `pulumi preview` does (dry run)"
     )
+    parser.add_argument(
+        "--diagram",
+        action="store_true",
+        help="print the stack's topology as a Mermaid diagram instead of the plan",
+    )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        metavar="FILE",
+        help="with --diagram: write the diagram into FILE between its topology markers",
+    )
     args = parser.parse_args(argv)
+    if args.readme is not None and not args.diagram:
+        parser.error("--readme goes with --diagram")
 
     # The plan depends on the stack files alone: the AWS provider would otherwise take its
     # region from the environment, and the SDK its config from PULUMI_CONFIG.
@@ -41,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(variable, None)
 
     directory = args.dir.resolve()
+    if args.diagram:
+        return _diagram(directory, args.stack, args.readme)
     try:
         project = read_project(directory, args.stack)
         plan = plan_project(directory, project, preview=args.preview)
@@ -48,6 +63,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(render_json(plan) if args.json else render_text(plan))
+    return 0
+
+
+def _diagram(directory: Path, stack: str, readme: Path | None) -> int:
+    """Print the topology diagram, or write it into the README."""
+    # Imported here: the plan itself must not load the program's packages before the run.
+    from offline.diagram import DiagramError, embed, render_mermaid, topology_of
+
+    try:
+        diagram = render_mermaid(topology_of(read_project(directory, stack)))
+        if readme is None:
+            sys.stdout.write(diagram)
+            return 0
+        try:
+            text = readme.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ProjectError(f"{readme} cannot be read: {error.strerror}") from None
+        updated = embed(text, diagram)
+        if updated != text:
+            readme.write_text(updated, encoding="utf-8")
+    except (ProjectError, DiagramError, pulumi.RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
