@@ -846,7 +846,7 @@ def render_markdown(
             *_summary_section(diff),
             *_outputs_section(diff),
         ]
-        fixed_text = "\n".join(fixed) + "\n"
+        fixed_text = "\n".join(fixed)
         if size(fixed_text) + reserve <= limit or shown == 0:
             break
         shown = max(0, min(shown - 1, shown // 2))
