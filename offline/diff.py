@@ -51,15 +51,9 @@ STATEFUL_TYPES: dict[str, tuple[str, ...]] = {
         "outpostArn",
         "snapshotId",
     ),
+    # Both tokens are Terraform's aws_s3_bucket; BucketV2 is pulumi-aws 6's name for it.
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
     "aws:s3/bucketV2:BucketV2": ("bucket", "bucketPrefix", "objectLockEnabled"),
-    "aws:efs/fileSystem:FileSystem": (
-        "availabilityZoneName",
-        "creationToken",
-        "encrypted",
-        "kmsKeyId",
-        "performanceMode",
-    ),
 }
 """Resource types that hold data, with the inputs that replace them when changed ("*": all).
 Any other resource with ``protect`` or ``retainOnDelete`` counts as stateful too."""
