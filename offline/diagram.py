@@ -132,8 +132,8 @@ def render_mermaid(topology: Topology) -> str:
                 f"      {node_id('worker', name)}"
                 + _label(
                     name,
-                    f"{worker.workload} on {worker.instance_type} spot",
-                    f"{worker.models_volume_gib} GiB models, {worker.state}",
+                    f"{worker.workload} on {worker.instance_type} spot, group of 0-1",
+                    f"{worker.models_gib} GiB models in S3, {worker.state}",
                 )
             )
             if aws.nat_instance:

@@ -480,7 +480,9 @@ def _cost_figures(costs: Any) -> dict[str, float | None]:
     for name in sorted(workers):
         worker = workers[name] if isinstance(workers[name], dict) else {}
         running = _number(worker.get("runningHourlyUsd"))
-        stored = _number(worker.get("storageMonthlyUsd"))
+        # What a worker costs while it does not run: its models in S3 when parked
+        # (parkedMonthlyUsd), its volumes in plans of the earlier design (storageMonthlyUsd).
+        stored = _number(worker.get("parkedMonthlyUsd", worker.get("storageMonthlyUsd")))
         figures[f"worker {name}"] = running
         if running is None or stored is None:
             priced = False
@@ -500,10 +502,10 @@ def compare_costs(base: Any, head: Any) -> tuple[CostRow, ...]:
     if not old and not new:
         return ()
     rows = [
-        CostRow("every month, GPU workers idle", old.get("idle"), new.get("idle"), "month"),
+        CostRow("every month, workers parked", old.get("idle"), new.get("idle"), "month"),
         CostRow("subnet router, always on", old.get("router"), new.get("router"), "month"),
-        CostRow("worker volumes", old.get("volumes"), new.get("volumes"), "month"),
-        CostRow("all GPU workers running", old.get("gpu"), new.get("gpu"), "hour"),
+        CostRow("workers parked (their models)", old.get("volumes"), new.get("volumes"), "month"),
+        CostRow("all workers running", old.get("gpu"), new.get("gpu"), "hour"),
     ]
     workers = sorted({k for k in old.keys() | new.keys() if k.startswith("worker ")})
     for key in workers:

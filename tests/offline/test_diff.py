@@ -70,8 +70,8 @@ def costs(router: float, **workers: tuple[float, float]) -> dict[str, Any]:
         "priceDate": "2025-06",
         "router": {"monthlyUsd": router},
         "workers": {
-            name: {"runningHourlyUsd": hourly, "storageMonthlyUsd": storage}
-            for name, (hourly, storage) in workers.items()
+            name: {"runningHourlyUsd": hourly, "parkedMonthlyUsd": parked}
+            for name, (hourly, parked) in workers.items()
         },
         "natGatewayInstead": {"monthlyUsd": 41.61, "perGibUsd": 0.052},
     }
@@ -161,10 +161,10 @@ in place; the new one starts empty (the old one is retained)
 
 | estimate | base | head | change |
 | --- | ---: | ---: | ---: |
-| every month, GPU workers idle | $31.72/month | $39.66/month | **+$7.94/month** |
+| every month, workers parked | $31.72/month | $39.66/month | **+$7.94/month** |
 | subnet router, always on | $7.92/month | $7.92/month | no change |
-| worker volumes | $23.80/month | $31.74/month | **+$7.94/month** |
-| all GPU workers running | $0.265/hour | $0.265/hour | no change |
+| workers parked (their models) | $23.80/month | $31.74/month | **+$7.94/month** |
+| all workers running | $0.265/hour | $0.265/hour | no change |
 | worker ollama, running | $0.265/hour | $0.265/hour | no change |
 | a NAT gateway instead (not built) | $41.61/month | $41.61/month | no change |
 
@@ -215,8 +215,8 @@ docker:index/volume:Volume::quiz-volume-data
 <details><summary>~ stack outputs: 2 changed</summary>
 
 ```diff
-- costs.workers.ollama.storageMonthlyUsd: 23.8
-+ costs.workers.ollama.storageMonthlyUsd: 31.74
+- costs.workers.ollama.parkedMonthlyUsd: 23.8
++ costs.workers.ollama.parkedMonthlyUsd: 31.74
 + urls.books: "https://books.tail0000.ts.net"
 - urls.quiz: "https://quiz.tail0000.ts.net"
 ```
@@ -485,8 +485,17 @@ def test_a_new_worker_adds_its_hourly_cost_and_its_volumes():
     rows = {row.label: row for row in diff_plans(base, head).costs}
     assert rows["worker b, running"].before == 0.0
     assert rows["worker b, running"].after == 0.5
-    assert rows["every month, GPU workers idle"].after == pytest.approx(36.96)
+    assert rows["every month, workers parked"].after == pytest.approx(36.96)
     assert "**+$10.00/month**" in report(base, head)
+
+
+def test_plans_of_the_volume_design_compare_with_plans_of_the_parked_design():
+    volumes = costs(7.92, ollama=(0.265, 23.8))
+    volumes["workers"]["ollama"] = {"runningHourlyUsd": 0.265, "storageMonthlyUsd": 23.8}
+    parked = costs(7.92, ollama=(0.278, 0.73))
+    rows = {row.label: row for row in diff_plans(plan(costs=volumes), plan(costs=parked)).costs}
+    assert rows["every month, workers parked"].before == pytest.approx(31.72)
+    assert rows["every month, workers parked"].after == pytest.approx(8.65)
 
 
 def test_a_stack_without_aws_says_it_has_no_cost_data():
