@@ -851,7 +851,8 @@ def render_markdown(
     if diff.outputs:
         blocks.append(("stack outputs", _outputs_block(diff.outputs, diff.resources)))
     for resource in sorted(diff.resources, key=_priority):
-        blocks.append((resource.name, _resource_block(resource)))
+        noun = resource.type.rsplit(":", 1)[-1]
+        blocks.append((f"{resource.name} ({noun})", _resource_block(resource)))
     # The stateful ones first, then the outputs (the policy file among them), then the rest.
     stateful = sum(1 for r in diff.resources if r.stateful)
     if diff.outputs:
@@ -871,10 +872,14 @@ def render_markdown(
     if kept:
         parts.append("#### Details\n\n" + "\n".join(kept))
     if dropped:
+        bound = (
+            f"GitHub's {COMMENT_LIMIT:,}-character comment limit"
+            if limit == COMMENT_LIMIT
+            else f"{limit:,} bytes"
+        )
         note = (
-            f"> [!NOTE]\n> Trimmed to stay under GitHub's {COMMENT_LIMIT:,}-character comment "
-            f"limit: the details of {len(dropped)} of {len(blocks)} entries are left out "
-            f"({where})"
+            f"> [!NOTE]\n> Trimmed to stay under {bound}: the details of {len(dropped)} of "
+            f"{len(blocks)} entries are left out ({where})"
         )
         names = ""
         for index, name in enumerate(dropped):
