@@ -98,6 +98,7 @@ class Registration:
     inputs: dict[str, Any]
     protect: bool = False
     retain_on_delete: bool = False
+    delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
@@ -161,6 +162,12 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
             if args.typ == "aws:iam/instanceProfile:InstanceProfile":
                 state.setdefault("name", f"{args.name}-{resource_id[:7]}")
+            if args.typ == "aws:ssm/parameter:Parameter" and "name" in args.inputs:
+                # The shape AWS gives a parameter's ARN: its path after "parameter".
+                name = args.inputs["name"]
+                state["arn"] = (
+                    f"arn:aws:ssm:{self.region}:123456789012:parameter/{name.lstrip('/')}"
+                )
             if args.typ == "aws:s3/bucket:Bucket":
                 # As the provider does: a bucket with no name gets the resource's name and a
                 # random suffix (here a deterministic one).
@@ -252,6 +259,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=_struct(request.object),
                 protect=request.protect,
                 retain_on_delete=request.retainOnDelete,
+                delete_before_replace=request.deleteBeforeReplace,
                 ignore_changes=list(request.ignoreChanges),
                 depends_on=list(request.dependencies),
                 provider=request.provider,

@@ -160,7 +160,7 @@ def render_text(plan: dict[str, Any]) -> str:
     for type_, count in plan["counts"].items():
         lines.append(f"  {type_:<{width}}  {count:>3}")
     lines.append(f"  {'total':<{width}}  {sum(plan['counts'].values()):>3}")
-    lines += _cost_lines(plan["outputs"].get("costs"))
+    lines += cost_lines(plan["outputs"].get("costs"))
     lines += ["", "Outputs:"]
     for key, value in plan["outputs"].items():
         if isinstance(value, str) and "\n" in value:
@@ -170,7 +170,7 @@ def render_text(plan: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cost_lines(costs: Any) -> list[str]:
+def cost_lines(costs: Any) -> list[str]:
     """The stack's estimated AWS cost, from its ``costs`` output."""
     if not isinstance(costs, dict):
         return []
@@ -178,31 +178,35 @@ def _cost_lines(costs: Any) -> list[str]:
         "",
         f"Estimated AWS cost (prices of {costs['priceDate']}, components/aws/prices.json):",
     ]
+    nat = costs.get("natGatewayInstead")
+    if not nat:
+        # The NAT gateway is priced wherever the region is.
+        return [*lines, "  no price data for this region"]
     router = costs.get("router")
-    parked = 0.0
+    workers = costs.get("workers", {})
     if router:
         lines.append(f"  {'router, always on':<28} ${router['monthlyUsd']:.2f}/month")
-    for name, worker in sorted(costs.get("workers", {}).items()):
+    else:
+        lines.append(f"  {'router, always on':<28} no price data for its instance type")
+    for name, worker in sorted(workers.items()):
+        label = f"worker {name}"
         if not worker:
-            lines.append(f"  worker {name}: no price data for its instance type")
+            lines.append(f"  {label:<28} no price data for its instance type")
             continue
-        parked += worker["parkedMonthlyUsd"]
         lines.append(
-            f"  {'worker ' + name:<28} ${worker['runningHourlyUsd']:.3f}/hour while running "
+            f"  {label:<28} ${worker['runningHourlyUsd']:.3f}/hour while running "
             f"(at most ${worker['maxHourlyUsd']:.3f}), "
             f"parked ${worker['parkedMonthlyUsd']:.2f}/month (models in S3)"
         )
-    if router:
-        total = router["monthlyUsd"] + parked
+    if router and all(workers.values()):
+        total = router["monthlyUsd"] + sum(w["parkedMonthlyUsd"] for w in workers.values())
         lines.append(f"  {'every month, workers parked':<28} ${total:.2f}")
-    nat = costs.get("natGatewayInstead")
-    if nat:
-        lines.append(
-            f"  {'a NAT gateway instead':<28} ${nat['monthlyUsd']:.2f}/month "
-            f"plus ${nat['perGibUsd']}/GiB"
-        )
-    if not router:
-        lines.append("  no price data for this region")
+    else:
+        lines.append(f"  {'every month, workers parked':<28} unknown: some parts have no price")
+    lines.append(
+        f"  {'a NAT gateway instead':<28} ${nat['monthlyUsd']:.2f}/month "
+        f"plus ${nat['perGibUsd']}/GiB"
+    )
     return lines
 
 

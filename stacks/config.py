@@ -62,8 +62,11 @@ _DOCKER_URL = re.compile(
 )
 _ARM_INSTANCE = re.compile(r"[a-z]+[0-9]+g[a-z]*\.[a-z0-9]+")
 """Graviton (arm64) instance types, which the router's arm64 image needs: t4g.nano, c7g.large."""
-NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5")
-"""Instance families with NVIDIA GPUs, which the workers' image and containers need."""
+NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5")
+"""Instance families with NVIDIA GPUs that AWS's GPU image supports, which the workers need."""
+WORKER_NAME_MAX = 40
+"""A worker's name leads its bucket's and IAM role's generated names, which AWS caps at 63 and
+64 characters."""
 
 
 class KeyPathError(ValueError):
@@ -417,6 +420,22 @@ class AwsConfig(Model):
             raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} must be written as {network}")
         return self
 
+    @model_validator(mode="after")
+    def _check_worker_names(self) -> AwsConfig:
+        for name in self.workers:
+            if len(name) > WORKER_NAME_MAX:
+                raise KeyPathError(
+                    f"workers.{name}",
+                    f"a worker's name has at most {WORKER_NAME_MAX} characters (it leads the "
+                    f"names of its S3 bucket and IAM role); this one has {len(name)}",
+                )
+            if name.startswith("xn--"):
+                raise KeyPathError(
+                    f"workers.{name}",
+                    "a worker's name cannot start with xn--, as S3 buckets cannot",
+                )
+        return self
+
 
 class SecretsConfig(Model):
     """Secret config keys, each set with ``pulumi config set --secret``."""
@@ -489,7 +508,8 @@ class HomelabConfig(Model):
             addresses[host.lan_address] = host_name
 
         # Every device joins the tailnet under its own name; MagicDNS needs them unique.
-        devices = [(name, path) for path, name, _ in self.each_service()]
+        devices = [(name, f"hosts.{name} (the host's own name)") for name in self.hosts]
+        devices += [(name, path) for path, name, _ in self.each_service()]
         if recorders:
             devices.insert(
                 0, (RECORDER_NAME, f"hosts.{recorders[0]}.sessionRecorder (the recorder's name)")

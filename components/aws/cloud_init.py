@@ -18,6 +18,9 @@ JOIN_SCRIPT = "/usr/local/sbin/homelab-join-tailnet"
 NODE_STATE_SCRIPT = "/usr/local/sbin/homelab-keep-node-state"
 SYSCTL_FILE = "/etc/sysctl.d/99-homelab-forwarding.conf"
 MODELS_DIR = "/models"
+TAILSCALE_DIR = "/var/lib/tailscale"
+"""tailscaled's directory: with its state in SSM, it still keeps HTTPS certificates here."""
+CERTS_DIR = f"{TAILSCALE_DIR}/certs"
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,23 @@ WantedBy=multi-user.target
 """
 
 
+OFFLOAD_SCRIPT = "/usr/local/sbin/homelab-udp-offload"
+OFFLOAD_SERVICE = f"""\
+[Unit]
+Description=Tailscale's UDP offload settings for forwarding
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={OFFLOAD_SCRIPT}
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def render_router_user_data(
     join: TailnetJoin, state_parameter_arn: str, *, masquerade: str | None = None
 ) -> str:
@@ -137,10 +157,11 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
         "packages": ["tailscale", "ethtool"],
         "write_files": [
             {"path": SYSCTL_FILE, "permissions": "0644", "content": forwarding},
+            {"path": OFFLOAD_SCRIPT, "permissions": "0755", "content": offload},
             {
-                "path": "/usr/local/sbin/homelab-udp-offload",
-                "permissions": "0755",
-                "content": offload,
+                "path": "/etc/systemd/system/homelab-udp-offload.service",
+                "permissions": "0644",
+                "content": OFFLOAD_SERVICE,
             },
             {
                 "path": NODE_STATE_SCRIPT,
@@ -151,7 +172,9 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
         ],
         "runcmd": [
             ["sysctl", "-p", SYSCTL_FILE],
-            ["/usr/local/sbin/homelab-udp-offload"],
+            # Started by systemd on every boot, so the tuning survives a reboot.
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", "homelab-udp-offload.service"],
             [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
         ],
@@ -171,33 +194,48 @@ ethtool -K "$iface" rx-udp-gro-forwarding on rx-gro-list off
             },
         ]
         # Started by systemd on every boot, so the NAT survives a reboot.
-        document["runcmd"][2:2] = [
-            ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "homelab-masquerade.service"],
-        ]
+        document["runcmd"].insert(3, ["systemctl", "enable", "--now", "homelab-masquerade.service"])
     return _cloud_config(document)
 
 
-SYNC_SCRIPT = "/usr/local/sbin/homelab-sync-models"
+SYNC_SCRIPT = "/usr/local/sbin/homelab-sync"
 MODELS_SCRIPT = "/usr/local/sbin/homelab-models-disk"
+DLAMI_NVME = "/opt/dlami/nvme"
+"""Where AWS's GPU images mount the instance's local NVMe disk themselves."""
 
 
 def render_sync_script(region: str, bucket: str, models_dir: str = MODELS_DIR) -> str:
-    """Copy the models between the worker's local disk and its S3 bucket.
+    """Copy the models and the node's HTTPS certificates between the worker and its bucket.
 
-    ``pull`` at boot, ``push`` before the worker parks or when AWS announces a spot
-    interruption. Pushing only adds and updates objects: a model deleted on one instance is
-    never deleted from the bucket by accident.
+    ``pull`` at boot, ``push`` before the instance ends. Certificates travel too: tailscaled
+    keeps them on disk, not with its node state, and a worker that asked Let's Encrypt for a
+    new one at every wake would reach its limit of five a week for one name. Pushing only adds
+    and updates objects, so nothing in the bucket is ever deleted by accident.
     """
-    sync = f"aws s3 sync --region {shlex.quote(region)} --only-show-errors --exclude 'lost+found/*'"
-    remote = shlex.quote(f"s3://{bucket}/")
+    remote = f"s3://{bucket}"
     return f"""\
 #!/bin/sh
-# Copies this worker's models between {models_dir} and S3: pull at boot, push before parking.
+# Copies this worker's models and HTTPS certificates to and from S3: pull at boot, push before
+# the instance ends. Files arrive readable by root only.
 set -eu
+umask 077
+copy() {{
+    aws s3 sync --region {shlex.quote(region)} --only-show-errors --exclude 'lost+found/*' \\
+        "$1" "$2"
+}}
 case "${{1:-}}" in
-pull) {sync} {remote} {models_dir}/ ;;
-push) {sync} {models_dir}/ {remote} ;;
+pull)
+    copy {shlex.quote(f"{remote}/tailscale-certs/")} {CERTS_DIR}/
+    copy {shlex.quote(f"{remote}/models/")} {models_dir}/
+    ;;
+push)
+    status=0
+    if [ -d {CERTS_DIR} ]; then
+        copy {CERTS_DIR}/ {shlex.quote(f"{remote}/tailscale-certs/")} || status=$?
+    fi
+    copy {models_dir}/ {shlex.quote(f"{remote}/models/")} || status=$?
+    exit "$status"
+    ;;
 *)
     echo "usage: $0 pull|push" >&2
     exit 2
@@ -210,22 +248,31 @@ def render_models_disk_script(models_dir: str = MODELS_DIR) -> str:
     """Put the models on the instance's local NVMe disk, then pull them from S3.
 
     g4dn, g5 and g6 instances come with a local NVMe disk: fast, free, and gone with the
-    instance, which suits a cache of what S3 keeps. Types without one use the root volume.
+    instance, which suits a cache of what S3 keeps. AWS's GPU images mount it at
+    ``/opt/dlami/nvme``; on other images the script formats and mounts it. Types without one,
+    or a disk that cannot be used, leave the models on the root volume: the pull happens anyway.
     """
     return f"""\
 #!/bin/sh
-# Mounts the local NVMe disk (when the instance has one) at {models_dir}, then pulls the models.
+# Puts {models_dir} on the local NVMe disk when there is one, then pulls from S3.
 set -eu
 mkdir -p {models_dir}
 if ! mountpoint -q {models_dir}; then
-    for disk in /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do
-        [ -e "$disk" ] || continue
-        mkfs.ext4 -q -F -m 0 -L models "$disk"
-        mount -o noatime "$disk" {models_dir}
-        break
-    done
+    if mountpoint -q {DLAMI_NVME}; then
+        mkdir -p {DLAMI_NVME}/models
+        mount --bind {DLAMI_NVME}/models {models_dir} ||
+            logger -t homelab-models "cannot use {DLAMI_NVME}: models stay on the root volume"
+    else
+        for disk in /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do
+            [ -e "$disk" ] || continue
+            if mkfs.ext4 -q -F -m 0 -L models "$disk" && mount -o noatime "$disk" {models_dir}; then
+                break
+            fi
+            logger -t homelab-models "cannot use $disk for the models"
+        done
+    fi
 fi
-{SYNC_SCRIPT} pull
+exec {SYNC_SCRIPT} pull
 """
 
 
@@ -240,7 +287,8 @@ def render_node_state_script(state: str) -> str:
 #!/bin/sh
 # Points tailscaled at state that outlives this instance, then (re)starts it.
 set -eu
-printf '%s\\n' 'PORT="41641"' 'FLAGS="--state={state}"' >/etc/default/tailscaled
+printf '%s\\n' 'PORT="41641"' 'FLAGS="--state={state} --statedir={TAILSCALE_DIR}"' \\
+    >/etc/default/tailscaled
 systemctl enable tailscaled
 systemctl restart tailscaled
 """
@@ -267,6 +315,8 @@ tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}
 IDLE_SCRIPT = "/usr/local/sbin/homelab-idle-stop"
 IDLE_MARK = "/run/homelab-idle-since"
 IMDS = "http://169.254.169.254/latest"
+SAVE_HOOK = "homelab-save-before-terminate"
+"""The lifecycle hook that holds an ending instance until it has pushed to S3."""
 
 
 @dataclass(frozen=True)
@@ -280,24 +330,41 @@ class Parking:
 
 
 def render_idle_stop_script(port: int, parking: Parking) -> str:
-    """Park the worker after ``idle_minutes`` with no request in flight and an idle GPU.
+    """Save the worker before its instance ends, and park it once it has been idle.
 
-    Requests arrive through ``tailscale serve`` as connections to the workload's local port; a
-    running job shows as GPU utilisation. Parking pushes the models to S3 and sets the worker's
-    Auto Scaling group to zero, which ends the instance: a parked worker costs its S3 storage
-    and nothing else. A spot interruption notice also pushes the models, so the replacement
-    starts with them. The mark lives in /run, so every instance begins afresh.
+    Three cases, checked every 20 seconds. The group is ending the instance (parking,
+    ``state: stopped``, a scale-in, a deletion): its lifecycle hook holds the instance while
+    it pushes to S3, then lets it go. AWS announced a spot interruption: push while there is
+    time. Otherwise, no request in flight (a connection to the workload's local port, which
+    ``tailscale serve`` makes for each request) and an idle GPU for ``idle_minutes``: set the
+    group's desired capacity to zero, which ends the instance through the first case. The
+    mark lives in /run, so every instance begins afresh.
     """
     minutes = parking.idle_minutes
+    region = shlex.quote(parking.region)
+    group = shlex.quote(parking.group)
     return f"""\
 #!/bin/sh
-# Parks this worker once it has been idle for {minutes} minutes (run every minute).
+# Saves this worker to S3 before its instance ends, and parks it after {minutes} idle minutes.
 set -eu
+log() {{
+    logger -t homelab-idle-stop "$1"
+}}
 token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' {IMDS}/api/token)
-if curl -fsS -o /dev/null -H "X-aws-ec2-metadata-token: $token" \\
-    {IMDS}/meta-data/spot/instance-action; then
-    logger -t homelab-idle-stop "spot interruption notice: pushing models to S3"
-    {SYNC_SCRIPT} push
+metadata() {{
+    curl -fsS -H "X-aws-ec2-metadata-token: $token" "{IMDS}/meta-data/$1"
+}}
+if [ "$(metadata autoscaling/target-lifecycle-state 2>/dev/null || true)" = Terminated ]; then
+    log "the instance is ending: pushing to S3"
+    {SYNC_SCRIPT} push || log "the push failed; letting the instance end anyway"
+    aws autoscaling complete-lifecycle-action --region {region} \\
+        --auto-scaling-group-name {group} --lifecycle-hook-name {SAVE_HOOK} \\
+        --lifecycle-action-result CONTINUE --instance-id "$(metadata instance-id)"
+    exit 0
+fi
+if metadata spot/instance-action >/dev/null 2>&1; then
+    log "spot interruption notice: pushing to S3"
+    {SYNC_SCRIPT} push || log "the push failed"
     exit 0
 fi
 connections=$(ss -Htn state established '( sport = :{port} )' | wc -l)
@@ -310,30 +377,30 @@ fi
 [ -s {IDLE_MARK} ] || echo "$now" >{IDLE_MARK}
 since=$(cat {IDLE_MARK})
 if [ $((now - since)) -ge {minutes * 60} ]; then
-    logger -t homelab-idle-stop "idle for {minutes} minutes: pushing models and parking"
-    {SYNC_SCRIPT} push
-    aws autoscaling set-desired-capacity --region {shlex.quote(parking.region)} \\
-        --auto-scaling-group-name {shlex.quote(parking.group)} --desired-capacity 0
+    log "idle for {minutes} minutes: parking"
+    aws autoscaling set-desired-capacity --region {region} \\
+        --auto-scaling-group-name {group} --desired-capacity 0
 fi
 """
 
 
-IDLE_SERVICE = """\
+IDLE_SERVICE = f"""\
 [Unit]
-Description=Park this GPU worker when it has been idle
+Description=Save this GPU worker before it ends, and park it when it has been idle
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/homelab-idle-stop
+ExecStart={IDLE_SCRIPT}
 """
 
 IDLE_TIMER = """\
 [Unit]
-Description=Check every minute whether this GPU worker is idle
+Description=Check every 20 seconds whether this GPU worker is ending or idle
 
 [Timer]
-OnBootSec=5min
-OnUnitActiveSec=1min
+OnBootSec=1min
+OnUnitActiveSec=20s
+AccuracySec=1s
 
 [Install]
 WantedBy=timers.target
@@ -351,7 +418,8 @@ def render_worker_user_data(
     """cloud-config for a GPU worker (an Ubuntu GPU image with Docker and NVIDIA's toolkit).
 
     Every instance of a worker starts from scratch: its node state comes from the SSM
-    parameter ``state_parameter_arn`` and its models from the S3 bucket ``bucket``.
+    parameter ``state_parameter_arn``, its models and certificates from the S3 bucket
+    ``bucket``.
     """
     install = """\
 #!/bin/sh
@@ -361,8 +429,9 @@ set -eu
 base="https://pkgs.tailscale.com/stable/ubuntu/$VERSION_CODENAME"
 curl -fsSL "$base.noarmor.gpg" -o /usr/share/keyrings/tailscale-archive-keyring.gpg
 curl -fsSL "$base.tailscale-keyring.list" -o /etc/apt/sources.list.d/tailscale.list
-apt-get update
-apt-get install -y tailscale
+# Unattended upgrades may hold the package lock for a while after boot.
+apt-get -o DPkg::Lock::Timeout=600 update
+apt-get -o DPkg::Lock::Timeout=600 install -y tailscale
 """
     document = {
         "write_files": [
@@ -410,9 +479,10 @@ apt-get install -y tailscale
         ],
         "runcmd": [
             ["/usr/local/sbin/homelab-install-tailscale"],
+            # Certificates first, so tailscaled finds them when it starts.
+            [MODELS_SCRIPT],
             [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
-            [MODELS_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "homelab-idle-stop.timer"],

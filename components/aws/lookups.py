@@ -31,7 +31,13 @@ def look_up(*, gpu: bool) -> AwsLookups:
     Plain (blocking) lookups: they depend on no resource, and their results let the stack
     check its config against the region before it registers anything.
     """
-    zones = sorted(aws.get_availability_zones(state="available").names)
+    # Local and Wavelength Zones are opt-in; only the region's own zones hold the subnets.
+    zones = sorted(
+        aws.get_availability_zones(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+        ).names
+    )
     router_image = aws.ssm.get_parameter(name=ROUTER_IMAGE_PARAMETER).value
     gpu_image = aws.ssm.get_parameter(name=GPU_IMAGE_PARAMETER).value if gpu else None
     return AwsLookups(zones=zones, router_image=router_image, gpu_image=gpu_image)

@@ -144,17 +144,6 @@ class SubnetRouter(pulumi.ComponentResource):
                     "description": "Tailscale direct connections",
                 }
             )
-        if args.nat_instance:
-            # Private subnets reach the internet through the router, which must accept them.
-            ingress.append(
-                {
-                    "protocol": "-1",
-                    "from_port": 0,
-                    "to_port": 0,
-                    "cidr_blocks": [str(upper)],
-                    "description": "Private subnets, masqueraded by the router",
-                }
-            )
         group = aws.ec2.SecurityGroup(
             f"{name}-nodes",
             vpc_id=vpc.id,
@@ -164,6 +153,27 @@ class SubnetRouter(pulumi.ComponentResource):
             tags=aws_tags(f"{name}-nodes", TOKEN),
             opts=child,
         )
+        router_groups = [group.id]
+        if args.nat_instance:
+            # Private subnets reach the internet through the router, which must accept them;
+            # the workers, in the nodes group only, accept nothing from each other.
+            nat_group = aws.ec2.SecurityGroup(
+                f"{name}-nat",
+                vpc_id=vpc.id,
+                description="The NAT instance: everything from the private subnets",
+                ingress=[
+                    {
+                        "protocol": "-1",
+                        "from_port": 0,
+                        "to_port": 0,
+                        "cidr_blocks": [str(upper)],
+                        "description": "Private subnets, masqueraded by the router",
+                    }
+                ],
+                tags=aws_tags(f"{name}-nat", TOKEN),
+                opts=child,
+            )
+            router_groups.append(nat_group.id)
 
         self.hostname = name
         # The router's node state lives in SSM, not on the instance: a replaced router comes
@@ -190,7 +200,7 @@ class SubnetRouter(pulumi.ComponentResource):
             ami=args.image,
             instance_type=args.instance_type,
             subnet_id=public[0].id,
-            vpc_security_group_ids=[group.id],
+            vpc_security_group_ids=router_groups,
             iam_instance_profile=profile.name,
             user_data=user_data,
             # The router holds no state of its own, so new user data means a new instance that
@@ -198,11 +208,19 @@ class SubnetRouter(pulumi.ComponentResource):
             user_data_replace_on_change=True,
             # Forwarded packets carry tailnet source addresses, not the router's own.
             source_dest_check=False,
-            metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
+            # One hop: nothing but the router's own processes reaches its role's credentials.
+            metadata_options={
+                "http_tokens": "required",
+                "http_endpoint": "enabled",
+                "http_put_response_hop_limit": 1,
+            },
             root_block_device={"encrypted": True, "volume_type": "gp3", "volume_size": ROOT_GIB},
             tags=aws_tags(f"{name}-instance", TOKEN),
             volume_tags=aws_tags(f"{name}-root", TOKEN),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            # Old and new router would share one tailnet identity: the old one goes first.
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["ami"], delete_before_replace=True
+            ),
         )
 
         if args.nat_instance:

@@ -11,7 +11,13 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.cloud_init import Parking, TailnetJoin, Workload, render_worker_user_data
+from components.aws.cloud_init import (
+    SAVE_HOOK,
+    Parking,
+    TailnetJoin,
+    Workload,
+    render_worker_user_data,
+)
 from components.aws.costs import WorkerCost, as_output, worker_cost
 from components.aws.identity import (
     aws_tags,
@@ -27,6 +33,8 @@ ROOT_GIB = 100
 """The GPU image's root volume holds the driver, CUDA and Docker's images; it ends with the
 instance."""
 CAPACITY_TIMEOUT = "15m"
+SAVE_TIMEOUT_SECONDS = 1800
+"""How long an ending instance may take to push its models before it ends regardless."""
 TAGGED_AT_LAUNCH = (
     ("instance", "instance"),
     ("volume", "root"),
@@ -139,6 +147,16 @@ class GpuWorker(pulumi.ComponentResource):
             )
         )
 
+        # The instance needs these from its first boot, so they exist before the group does.
+        permissions = aws.iam.RolePolicy(
+            f"{name}-models-and-parking",
+            role=profile.role,
+            policy=models.arn.apply(
+                lambda bucket_arn: _worker_policy(bucket_arn, args.region, self.group_name)
+            ),
+            opts=child,
+        )
+
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
             image_id=args.image,
@@ -153,7 +171,12 @@ class GpuWorker(pulumi.ComponentResource):
                 }
             ],
             instance_initiated_shutdown_behavior="terminate",
-            metadata_options={"http_tokens": "required", "http_endpoint": "enabled"},
+            # One hop: the containers on the instance never reach its role's credentials.
+            metadata_options={
+                "http_tokens": "required",
+                "http_endpoint": "enabled",
+                "http_put_response_hop_limit": 1,
+            },
             block_device_mappings=[
                 {
                     "device_name": ROOT_DEVICE,
@@ -176,13 +199,13 @@ class GpuWorker(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["image_id"]),
         )
 
-        group = aws.autoscaling.Group(
+        aws.autoscaling.Group(
             f"{name}-group",
             name=self.group_name,
             min_size=0,
-            max_size=1,
-            # Pulumi compares this with the capacity it last set, not with the group, so a
-            # worker that parked itself stays parked through an unrelated `pulumi up`.
+            # `stopped` allows no instance at all, which parks a running worker; `running`
+            # allows one, started when the group is created and woken on demand after that.
+            max_size=1 if args.state == "running" else 0,
             desired_capacity=1 if args.state == "running" else 0,
             vpc_zone_identifiers=args.subnet_ids,
             # Spot only, at most the maximum price. An interrupted instance ends, and the group
@@ -205,25 +228,33 @@ class GpuWorker(pulumi.ComponentResource):
                 },
             },
             health_check_type="EC2",
-            # Start a replacement when AWS signals a raised risk of interruption.
-            capacity_rebalance=True,
-            # With no spot capacity in any zone, `pulumi up` fails after this long instead of
-            # reporting a worker that never starts.
+            # No early replacement on a rebalance recommendation: two instances would share one
+            # tailnet identity, and the old one would end without a push.
+            capacity_rebalance=False,
+            # Every instance the group ends waits in this hook until it has pushed to S3.
+            initial_lifecycle_hooks=[
+                {
+                    "name": SAVE_HOOK,
+                    "lifecycle_transition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                    "default_result": "CONTINUE",
+                    "heartbeat_timeout": SAVE_TIMEOUT_SECONDS,
+                }
+            ],
+            # With no spot capacity in any zone, `pulumi up` fails after this long, with
+            # AWS's reason, instead of reporting a worker that never starts.
             wait_for_capacity_timeout=CAPACITY_TIMEOUT,
+            ignore_failed_scaling_activities=True,
             tags=[
                 {"key": key, "value": value, "propagate_at_launch": False}
                 for key, value in sorted(aws_tags(f"{name}-group", TOKEN).items())
             ],
-            opts=child,
-        )
-
-        aws.iam.RolePolicy(
-            f"{name}-models-and-parking",
-            role=profile.role,
-            policy=pulumi.Output.all(models.arn, group.arn).apply(
-                lambda arns: _worker_policy(*arns)
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[permissions],
+                # The worker parks and wakes itself: Pulumi sets the capacity when it creates
+                # the group and never again, so no update ever wakes a parked worker.
+                ignore_changes=["desired_capacity"],
             ),
-            opts=child,
         )
 
         self.url = f"https://{name}.{args.domain}"
@@ -278,7 +309,7 @@ class GpuWorker(pulumi.ComponentResource):
                 {
                     "id": "abort-incomplete-uploads",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": {"prefix": ""},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
                 }
             ],
@@ -291,8 +322,11 @@ def _base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _worker_policy(bucket_arn: str, group_arn: str) -> str:
-    """The worker may read and write its models, and park itself."""
+def _worker_policy(bucket_arn: str, region: str, group_name: str) -> str:
+    """The worker may read and write its bucket, park itself and let its instance end."""
+    group_arn = (
+        f"arn:aws:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{group_name}"
+    )
     statements = [
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
         {
@@ -300,6 +334,10 @@ def _worker_policy(bucket_arn: str, group_arn: str) -> str:
             "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": f"{bucket_arn}/*",
         },
-        {"Effect": "Allow", "Action": "autoscaling:SetDesiredCapacity", "Resource": group_arn},
+        {
+            "Effect": "Allow",
+            "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:CompleteLifecycleAction"],
+            "Resource": group_arn,
+        },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})

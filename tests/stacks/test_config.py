@@ -315,6 +315,30 @@ INVALID = [
         "tailnet name 'media' is already used by hosts.tequila.services.media",
     ),
     case(
+        "tailnet-name-of-worker-and-host",
+        rename(OLLAMA, "tequila"),
+        "aws.workers.tequila",
+        "tailnet name 'tequila' is already used by hosts.tequila (the host's own name)",
+    ),
+    case(
+        "worker-name-too-long-for-its-bucket",
+        rename(OLLAMA, "o" * 41),
+        f"aws.workers.{'o' * 41}",
+        "at most 40 characters",
+    ),
+    case(
+        "worker-name-with-punycode-prefix",
+        rename(OLLAMA, "xn--llama"),
+        "aws.workers.xn--llama",
+        "cannot start with xn--",
+    ),
+    case(
+        "worker-on-a-gpu-the-image-no-longer-supports",
+        put(f"{OLLAMA}.instanceType", "p3.2xlarge"),
+        f"{OLLAMA}.instanceType",
+        "not an instance type with an NVIDIA GPU",
+    ),
+    case(
         "tailnet-name-of-services-on-two-hosts",
         put(
             "hosts.shaker",

@@ -91,6 +91,7 @@ def test_direct_udp_can_be_closed(record_program):
 def test_the_router_requires_imdsv2_and_encrypts_its_root_volume(lab):
     node = instance(lab, "router")
     assert node.inputs["metadataOptions"]["httpTokens"] == "required", node.urn
+    assert node.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1, node.urn
     assert node.inputs["rootBlockDevice"]["encrypted"] is True, node.urn
     assert node.ignore_changes == ["ami"], node.urn
 
@@ -98,6 +99,8 @@ def test_the_router_requires_imdsv2_and_encrypts_its_root_volume(lab):
 def test_workers_require_imdsv2_and_encrypt_a_root_volume_that_ends_with_them(lab):
     launch = template(lab)
     assert launch.inputs["metadataOptions"]["httpTokens"] == "required", launch.urn
+    # Containers on the worker are one hop further: they never get the role's credentials.
+    assert launch.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1, launch.urn
     (root,) = launch.inputs["blockDeviceMappings"]
     assert root["ebs"]["encrypted"] == "true", launch.urn
     assert root["ebs"]["deleteOnTermination"] == "true", launch.urn
@@ -150,13 +153,41 @@ def test_the_group_spans_every_zone_and_fails_loudly_without_capacity(lab):
     ]
     assert specification == {"launchTemplateId": template(lab).id, "version": "$Latest"}
     assert group.inputs["waitForCapacityTimeout"] == "15m", group.urn
+    assert group.inputs["ignoreFailedScalingActivities"] is True, group.urn
     assert group.inputs["name"] == "homelab-test-ollama", group.urn
 
 
+def test_every_instance_the_group_ends_waits_until_it_has_pushed_to_s3(lab):
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    (hook,) = group.inputs["initialLifecycleHooks"]
+    assert hook == {
+        "name": "homelab-save-before-terminate",
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+        "defaultResult": "CONTINUE",
+        "heartbeatTimeout": 1800,
+    }
+    assert "--lifecycle-hook-name homelab-save-before-terminate" in worker_user_data(lab)
+    # A rebalance would end the old instance without a push, its identity shared meanwhile.
+    assert group.inputs["capacityRebalance"] is False, group.urn
+
+
+def test_the_worker_may_do_all_it_needs_from_its_first_boot(lab):
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    permissions = lab.named("ollama-models-and-parking")
+    assert permissions.urn in group.depends_on, group.urn
+
+
+def test_no_update_ever_wakes_a_parked_worker(lab):
+    (group,) = lab.of_type("aws:autoscaling/group:Group")
+    assert group.ignore_changes == ["desiredCapacity"], group.urn
+
+
 @pytest.mark.parametrize(("state", "capacity"), [("running", 1), ("stopped", 0)])
-def test_the_desired_state_is_the_groups_capacity(record_program, state, capacity):
+def test_the_desired_state_is_the_groups_size(record_program, state, capacity):
     recording = record_program(lab_program(state=state))
     (group,) = recording.of_type("aws:autoscaling/group:Group")
+    # `stopped` allows no instance, which parks a running worker whatever its capacity.
+    assert group.inputs["maxSize"] == capacity, group.urn
     assert group.inputs["desiredCapacity"] == capacity, group.urn
 
 
@@ -188,11 +219,11 @@ def test_the_worker_may_read_and_write_its_models_and_park_only_its_own_group(la
     assert resources == {
         '"s3:ListBucket"': bucket_arn,
         '["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]': f"{bucket_arn}/*",
-        '"autoscaling:SetDesiredCapacity"': resources['"autoscaling:SetDesiredCapacity"'],
+        '["autoscaling:SetDesiredCapacity", "autoscaling:CompleteLifecycleAction"]': (
+            "arn:aws:autoscaling:eu-central-1:*:autoScalingGroup:*"
+            ":autoScalingGroupName/homelab-test-ollama"
+        ),
     }
-    group_arn = resources['"autoscaling:SetDesiredCapacity"']
-    assert group_arn.startswith("arn:aws:autoscaling:")
-    assert group_arn.endswith("/ollama-group")
     assert "s3://ollama-models-" in worker_user_data(lab)
 
 
@@ -234,17 +265,21 @@ def test_the_router_keeps_its_node_state_in_ssm_that_only_it_may_write(lab):
     policy = json.loads(lab.named("router-read-join-key").inputs["policy"])
     (_, state_rule) = policy["Statement"]
     assert state_rule["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
-    # The mock engine gives the parameter a deterministic ARN ending in its resource name.
     arn = state_rule["Resource"]
-    assert arn.startswith("arn:aws:ssm:"), arn
-    assert arn.endswith("/router-node-state"), arn
+    assert (
+        arn
+        == "arn:aws:ssm:eu-central-1:123456789012:parameter/homelab/test/router/tailscaled-state"
+    )
+    assert state.inputs["name"] == "/homelab/test/router/tailscaled-state"
     router = instance(lab, "router")
     assert f"--state={arn}" in router.inputs["userData"], router.urn
 
 
-def test_new_user_data_means_a_new_router(lab):
+def test_new_user_data_means_a_new_router_that_replaces_the_old_one_after_it_is_gone(lab):
     router = instance(lab, "router")
     assert router.inputs["userDataReplaceOnChange"] is True, router.urn
+    # Two routers at once would share one tailnet identity.
+    assert router.delete_before_replace, router.urn
 
 
 def test_new_user_data_is_a_new_template_version_the_next_launch_takes(lab):
@@ -261,9 +296,8 @@ def test_the_worker_keeps_its_node_state_in_ssm(lab):
     policy = json.loads(lab.named("ollama-read-join-key").inputs["policy"])
     (_, state_rule) = policy["Statement"]
     arn = state_rule["Resource"]
-    assert arn.startswith("arn:aws:ssm:"), arn
-    assert arn.endswith("/ollama-node-state"), arn
-    assert f"--state={arn}" in worker_user_data(lab)
+    assert arn.endswith(f":parameter{state.inputs['name']}"), arn
+    assert f"--state={arn} --statedir=/var/lib/tailscale" in worker_user_data(lab)
 
 
 def test_s3_traffic_takes_the_free_gateway_endpoint(lab, nat_lab):
@@ -307,12 +341,15 @@ def test_nat_instance_mode_routes_private_subnets_through_the_router(nat_lab):
     assert "aws:ec2/natGateway:NatGateway" not in types
 
 
-def test_only_the_private_half_may_reach_the_nat_instance(nat_lab):
-    (group,) = nat_lab.of_type("aws:ec2/securityGroup:SecurityGroup")
-    sources = sorted(tuple(rule["cidrBlocks"]) for rule in group.inputs["ingress"])
-    assert sources == [("0.0.0.0/0",), ("10.60.128.0/17",)]
-    (udp,) = [rule for rule in group.inputs["ingress"] if rule["cidrBlocks"] == ["0.0.0.0/0"]]
-    assert (udp["protocol"], udp["fromPort"]) == ("udp", 41641)
+def test_only_the_private_half_may_reach_the_nat_instance_and_workers_not_each_other(nat_lab):
+    nodes = nat_lab.named("router-nodes")
+    (udp,) = nodes.inputs["ingress"]
+    assert (udp["protocol"], udp["fromPort"], udp["cidrBlocks"]) == ("udp", 41641, ["0.0.0.0/0"])
+    nat = nat_lab.named("router-nat")
+    (private,) = nat.inputs["ingress"]
+    assert private["cidrBlocks"] == ["10.60.128.0/17"], nat.urn
+    router = instance(nat_lab, "router")
+    assert sorted(router.inputs["vpcSecurityGroupIds"]) == sorted([nodes.id, nat.id])
 
 
 def test_everything_a_launch_creates_is_tagged_like_everything_else(lab):

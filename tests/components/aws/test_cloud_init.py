@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -157,10 +158,13 @@ def test_every_script_that_is_written_is_run():
         assert set(scripts) <= run
 
 
+IDLE = "/usr/local/sbin/homelab-idle-stop"
+
+
 @pytest.mark.parametrize("name", list(WORKLOADS))
-def test_an_idle_worker_pushes_its_models_then_parks_its_group(name: str):
+def test_an_idle_worker_parks_its_group_and_the_timer_that_checks_is_enabled(name: str):
     user_data = USER_DATA[f"worker-{name}"]
-    idle = scripts_of(user_data)["/usr/local/sbin/homelab-idle-stop"]
+    idle = scripts_of(user_data)[IDLE]
     assert f"sport = :{WORKLOADS[name].port}" in idle
     assert "-ge 900 ]" in idle  # 15 minutes, the default
     park = (
@@ -168,25 +172,79 @@ def test_an_idle_worker_pushes_its_models_then_parks_its_group(name: str):
         f"        --auto-scaling-group-name homelab-dev-{name} --desired-capacity 0"
     )
     assert park in idle
-    idle_branch = idle[idle.index("-ge 900 ]") :]
-    assert idle_branch.index(f"{SYNC_SCRIPT} push") < idle_branch.index(park)
     # Shutting down would only make the group start a new instance.
     assert "shutdown" not in idle
     assert ["systemctl", "enable", "--now", "homelab-idle-stop.timer"] in runcmd_of(user_data)
 
 
+def run_idle_check(tmp_path: Path, metadata: dict[str, str]) -> list[str]:
+    """Run the idle check with stand-ins for curl (the metadata service), aws and logger; return
+    the aws and logger calls it made."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    answers = "".join(
+        f'    *"/meta-data/{path}") printf %s {shlex.quote(value)}; exit 0 ;;\n'
+        for path, value in metadata.items()
+    )
+    stand_ins = {
+        "curl": f'#!/bin/sh\nfor last; do :; done\ncase "$last" in\n'
+        f"    *api/token) printf token; exit 0 ;;\n{answers}esac\nexit 22\n",
+        "aws": '#!/bin/sh\necho "aws $*" >>"$CALLS"\n',
+        "logger": '#!/bin/sh\necho "logger $*" >>"$CALLS"\n',
+    }
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    script = tmp_path / "idle"
+    script.write_text(scripts_of(USER_DATA["worker-ollama"])[IDLE])
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls)}
+    result = subprocess.run(
+        ["/bin/sh", str(script)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()
+
+
+def test_an_ending_instance_pushes_then_lets_the_group_end_it(tmp_path: Path):
+    calls = run_idle_check(
+        tmp_path,
+        {"autoscaling/target-lifecycle-state": "Terminated", "instance-id": "i-0abc"},
+    )
+    # The push script is not on this machine: the failed push is logged, and the instance
+    # still ends rather than waiting out the hook.
+    assert calls[0] == "logger -t homelab-idle-stop the instance is ending: pushing to S3"
+    assert "the push failed" in calls[1]
+    assert calls[2] == (
+        "aws autoscaling complete-lifecycle-action --region eu-central-1 "
+        "--auto-scaling-group-name homelab-dev-ollama "
+        "--lifecycle-hook-name homelab-save-before-terminate "
+        "--lifecycle-action-result CONTINUE --instance-id i-0abc"
+    )
+
+
+def test_a_spot_interruption_notice_pushes_and_nothing_else(tmp_path: Path):
+    calls = run_idle_check(
+        tmp_path,
+        {
+            "autoscaling/target-lifecycle-state": "InService",
+            "spot/instance-action": '{"action": "terminate"}',
+        },
+    )
+    assert calls[0] == "logger -t homelab-idle-stop spot interruption notice: pushing to S3"
+    assert not [call for call in calls if call.startswith("aws ")]
+
+
 @pytest.mark.parametrize("name", list(WORKLOADS))
-def test_a_spot_interruption_notice_pushes_the_models(name: str):
-    idle = scripts_of(USER_DATA[f"worker-{name}"])["/usr/local/sbin/homelab-idle-stop"]
-    notice = idle.index("/meta-data/spot/instance-action")
-    assert idle.index(f"{SYNC_SCRIPT} push", notice) < idle.index("exit 0", notice)
-    # IMDSv2: a session token first.
-    assert idle.index("/api/token") < notice
+def test_the_checks_use_imdsv2_tokens(name: str):
+    idle = scripts_of(USER_DATA[f"worker-{name}"])[IDLE]
+    assert "X-aws-ec2-metadata-token-ttl-seconds" in idle
+    assert idle.count('-H "X-aws-ec2-metadata-token: $token"') == 1  # in metadata()
 
 
 def test_the_idle_time_comes_from_config():
     user_data = worker_user_data("ollama", idle_minutes=45)
-    assert "-ge 2700 ]" in scripts_of(user_data)["/usr/local/sbin/homelab-idle-stop"]
+    assert "-ge 2700 ]" in scripts_of(user_data)[IDLE]
 
 
 def test_rendering_twice_gives_the_same_bytes():
@@ -244,31 +302,24 @@ def test_workers_advertise_no_routes_and_no_exit_node(name: str):
 @pytest.mark.parametrize("name", list(WORKLOADS))
 def test_the_worker_caches_its_models_on_the_local_nvme_disk(name: str):
     disk = scripts_of(USER_DATA[f"worker-{name}"])[MODELS_SCRIPT]
+    # AWS's GPU images mount the disk themselves; other images get it formatted and mounted.
+    assert f"mount --bind /opt/dlami/nvme/models {MODELS_DIR} ||" in disk
     assert "for disk in /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*; do" in disk
-    assert f'mount -o noatime "$disk" {MODELS_DIR}' in disk
-    assert disk.rstrip().endswith(f"{SYNC_SCRIPT} pull")
+    # Whatever happens to the disk, the pull runs.
+    assert disk.rstrip().endswith(f"exec {SYNC_SCRIPT} pull")
 
 
 def fake_aws(tmp_path: Path) -> Path:
-    """An `aws` that records its arguments, one per line, instead of calling AWS."""
+    """An `aws` that records each call as one line instead of calling AWS."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     aws = bin_dir / "aws"
-    aws.write_text('#!/bin/sh\nprintf \'%s\\n\' "$@" >>"$AWS_CALLS"\n')
+    aws.write_text('#!/bin/sh\necho "$*" >>"$AWS_CALLS"\n')
     aws.chmod(0o755)
     return bin_dir
 
 
-@pytest.mark.parametrize(
-    ("direction", "source", "target"),
-    [
-        ("pull", "s3://ollama-models-8c1d2e3/", f"{MODELS_DIR}/"),
-        ("push", f"{MODELS_DIR}/", "s3://ollama-models-8c1d2e3/"),
-    ],
-)
-def test_the_sync_script_copies_the_models_the_way_it_is_asked(
-    direction: str, source: str, target: str, tmp_path: Path
-):
+def run_sync(tmp_path: Path, direction: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     script = tmp_path / "sync"
     script.write_text(scripts_of(USER_DATA["worker-ollama"])[SYNC_SCRIPT])
     calls = tmp_path / "calls"
@@ -276,22 +327,38 @@ def test_the_sync_script_copies_the_models_the_way_it_is_asked(
     result = subprocess.run(
         ["/bin/sh", str(script), direction], env=env, capture_output=True, text=True, timeout=30
     )
+    return result, calls
+
+
+SYNC = "s3 sync --region eu-central-1 --only-show-errors --exclude lost+found/*"
+BUCKET = "s3://ollama-models-8c1d2e3"
+
+
+def test_the_pull_brings_the_certificates_then_the_models(tmp_path: Path):
+    result, calls = run_sync(tmp_path, "pull")
     assert result.returncode == 0, result.stderr
-    arguments = calls.read_text().splitlines()
-    assert arguments[:4] == ["s3", "sync", "--region", "eu-central-1"]
-    assert arguments[-2:] == [source, target]
-    # Pushing never deletes what the bucket holds.
-    assert "--delete" not in arguments
+    assert calls.read_text().splitlines() == [
+        f"{SYNC} {BUCKET}/tailscale-certs/ /var/lib/tailscale/certs/",
+        f"{SYNC} {BUCKET}/models/ {MODELS_DIR}/",
+    ]
+
+
+def test_the_push_sends_the_models_back_and_never_deletes(tmp_path: Path):
+    result, calls = run_sync(tmp_path, "push")
+    assert result.returncode == 0, result.stderr
+    pushed = calls.read_text().splitlines()
+    assert pushed[-1] == f"{SYNC} {MODELS_DIR}/ {BUCKET}/models/"
+    # The certificates go too, where this machine has tailscaled's directory.
+    assert pushed[:-1] in ([], [f"{SYNC} /var/lib/tailscale/certs/ {BUCKET}/tailscale-certs/"])
+    assert not [call for call in pushed if "--delete" in call]
+
+
+def test_the_sync_keeps_what_it_writes_readable_by_root_only():
+    assert "\numask 077\n" in scripts_of(USER_DATA["worker-ollama"])[SYNC_SCRIPT]
 
 
 def test_the_sync_script_refuses_an_unknown_direction(tmp_path: Path):
-    script = tmp_path / "sync"
-    script.write_text(scripts_of(USER_DATA["worker-ollama"])[SYNC_SCRIPT])
-    calls = tmp_path / "calls"
-    env = {"PATH": f"{fake_aws(tmp_path)}:/usr/bin:/bin", "AWS_CALLS": str(calls)}
-    result = subprocess.run(
-        ["/bin/sh", str(script), "sideways"], env=env, capture_output=True, text=True, timeout=30
-    )
+    result, calls = run_sync(tmp_path, "sideways")
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert not calls.exists()
@@ -312,7 +379,7 @@ def test_the_workload_keeps_its_models_in_the_cache_and_is_served_over_https(nam
 def test_a_replaced_worker_comes_back_as_the_same_node(name: str):
     user_data = USER_DATA[f"worker-{name}"]
     keep = scripts_of(user_data)["/usr/local/sbin/homelab-keep-node-state"]
-    assert f"--state={worker_state_arn(name)}" in keep
+    assert f"--state={worker_state_arn(name)} --statedir=/var/lib/tailscale" in keep
     assert "systemctl restart tailscaled" in keep
     commands = [command[0] for command in runcmd_of(user_data)]
     keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
@@ -326,6 +393,16 @@ def test_a_replaced_router_comes_back_as_the_same_node():
     commands = [command[0] for command in runcmd_of(user_data)]
     keep_state = commands.index("/usr/local/sbin/homelab-keep-node-state")
     assert keep_state < commands.index(JOIN_SCRIPT)
+
+
+def test_the_router_tunes_udp_offload_on_every_boot():
+    user_data = USER_DATA["router"]
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+    unit = files["/etc/systemd/system/homelab-udp-offload.service"]
+    assert "ExecStart=/usr/local/sbin/homelab-udp-offload\n" in unit
+    assert "WantedBy=multi-user.target" in unit
+    assert "rx-udp-gro-forwarding on" in files["/usr/local/sbin/homelab-udp-offload"]
+    assert ["systemctl", "enable", "--now", "homelab-udp-offload.service"] in runcmd_of(user_data)
 
 
 def test_the_nat_instance_masquerades_the_private_half_on_every_boot():
