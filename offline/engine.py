@@ -99,6 +99,7 @@ class Registration:
     protect: bool = False
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    delete_timeout: str = ""
     ignore_changes: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
     provider: str = ""
@@ -260,6 +261,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 protect=request.protect,
                 retain_on_delete=request.retainOnDelete,
                 delete_before_replace=request.deleteBeforeReplace,
+                delete_timeout=request.customTimeouts.delete,
                 ignore_changes=list(request.ignoreChanges),
                 depends_on=list(request.dependencies),
                 provider=request.provider,

@@ -64,6 +64,8 @@ _ARM_INSTANCE = re.compile(r"[a-z]+[0-9]+g[a-z]*\.[a-z0-9]+")
 """Graviton (arm64) instance types, which the router's arm64 image needs: t4g.nano, c7g.large."""
 NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5")
 """Instance families with NVIDIA GPUs that AWS's GPU image supports, which the workers need."""
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+"""Prefixes S3 refuses in bucket names, which start with the worker's name."""
 WORKER_NAME_MAX = 40
 """A worker's name leads its bucket's and IAM role's generated names, which AWS caps at 63 and
 64 characters."""
@@ -429,10 +431,11 @@ class AwsConfig(Model):
                     f"a worker's name has at most {WORKER_NAME_MAX} characters (it leads the "
                     f"names of its S3 bucket and IAM role); this one has {len(name)}",
                 )
-            if name.startswith("xn--"):
+            reserved = next((p for p in BUCKET_RESERVED_PREFIXES if name.startswith(p)), None)
+            if reserved:
                 raise KeyPathError(
                     f"workers.{name}",
-                    "a worker's name cannot start with xn--, as S3 buckets cannot",
+                    f"a worker's name cannot start with {reserved}, as S3 bucket names cannot",
                 )
         return self
 

@@ -271,6 +271,7 @@ def _aws(
                 state=worker.state,
                 idle_minutes=worker.idle_minutes,
                 public_ipv4=not config.nat_instance,
+                egress=router.egress,
             ),
         )
         urls[name] = gpu_worker.url

@@ -18,6 +18,8 @@ JOIN_SCRIPT = "/usr/local/sbin/homelab-join-tailnet"
 NODE_STATE_SCRIPT = "/usr/local/sbin/homelab-keep-node-state"
 SYSCTL_FILE = "/etc/sysctl.d/99-homelab-forwarding.conf"
 MODELS_DIR = "/models"
+READY_MARK = "/run/homelab-workload-ready"
+"""Written once the workload serves: idle time counts from then on."""
 TAILSCALE_DIR = "/var/lib/tailscale"
 """tailscaled's directory: with its state in SSM, it still keeps HTTPS certificates here."""
 CERTS_DIR = f"{TAILSCALE_DIR}/certs"
@@ -46,6 +48,8 @@ class Workload:
     models_path: str
     """Where the container keeps its models; a directory of the worker's models cache."""
     env: dict[str, str] = field(default_factory=dict)
+    uid: int = 0
+    """The user the container runs as, who must own its models directory."""
 
 
 def render_join_script(join: TailnetJoin) -> str:
@@ -57,6 +61,8 @@ def render_join_script(join: TailnetJoin) -> str:
         f"--hostname={shlex.quote(join.hostname)}",
         f"--advertise-tags={shlex.quote(','.join(join.tags))}",
         "--ssh",
+        # Fail, rather than wait forever, when the coordination server cannot be reached.
+        "--timeout=5m",
     ]
     if join.routes:
         up.append(f"--advertise-routes={shlex.quote(','.join(join.routes))}")
@@ -225,8 +231,10 @@ copy() {{
 }}
 case "${{1:-}}" in
 pull)
-    copy {shlex.quote(f"{remote}/tailscale-certs/")} {CERTS_DIR}/
-    copy {shlex.quote(f"{remote}/models/")} {models_dir}/
+    status=0
+    copy {shlex.quote(f"{remote}/tailscale-certs/")} {CERTS_DIR}/ || status=$?
+    copy {shlex.quote(f"{remote}/models/")} {models_dir}/ || status=$?
+    exit "$status"
     ;;
 push)
     status=0
@@ -276,6 +284,24 @@ exec {SYNC_SCRIPT} pull
 """
 
 
+MODELS_SERVICE = f"""\
+[Unit]
+Description=Put the models on the local disk and pull them and the certificates from S3
+After=network-online.target dlami-nvme.service
+Wants=network-online.target
+Before=docker.service tailscaled.service
+
+[Service]
+Type=oneshot
+ExecStart={MODELS_SCRIPT}
+RemainAfterExit=yes
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 def render_node_state_script(state: str) -> str:
     """Start tailscaled with its state in the SSM parameter ``state`` (an ARN).
 
@@ -303,12 +329,14 @@ def render_workload_script(workload: Workload, mount_point: str = MODELS_DIR) ->
 # Runs {workload.name} on the GPU, reachable only on the node itself and through tailscale serve.
 set -eu
 mkdir -p {shlex.quote(host_dir)}
+chown -R {workload.uid}:{workload.uid} {shlex.quote(host_dir)}
 docker rm -f {workload.name} >/dev/null 2>&1 || true
 docker run -d --name {workload.name} --restart unless-stopped --gpus all \\
     -v {shlex.quote(f"{host_dir}:{workload.models_path}")} \\
     -p 127.0.0.1:{workload.port}:{workload.port}{env} \\
     {shlex.quote(workload.image)}
 tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}
+touch {READY_MARK}
 """
 
 
@@ -355,11 +383,13 @@ metadata() {{
     curl -fsS -H "X-aws-ec2-metadata-token: $token" "{IMDS}/meta-data/$1"
 }}
 if [ "$(metadata autoscaling/target-lifecycle-state 2>/dev/null || true)" = Terminated ]; then
+    # Read before the push: the metadata token lives a minute, a push may take longer.
+    instance=$(metadata instance-id)
     log "the instance is ending: pushing to S3"
     {SYNC_SCRIPT} push || log "the push failed; letting the instance end anyway"
     aws autoscaling complete-lifecycle-action --region {region} \\
         --auto-scaling-group-name {group} --lifecycle-hook-name {SAVE_HOOK} \\
-        --lifecycle-action-result CONTINUE --instance-id "$(metadata instance-id)"
+        --lifecycle-action-result CONTINUE --instance-id "$instance"
     exit 0
 fi
 if metadata spot/instance-action >/dev/null 2>&1; then
@@ -367,6 +397,8 @@ if metadata spot/instance-action >/dev/null 2>&1; then
     {SYNC_SCRIPT} push || log "the push failed"
     exit 0
 fi
+# Idle time counts once the workload serves, not while the instance boots and pulls.
+[ -e {READY_MARK} ] || exit 0
 connections=$(ss -Htn state established '( sport = :{port} )' | wc -l)
 gpu=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits | sort -n | tail -n 1)
 now=$(date +%s)
@@ -427,10 +459,14 @@ def render_worker_user_data(
 set -eu
 . /etc/os-release
 base="https://pkgs.tailscale.com/stable/ubuntu/$VERSION_CODENAME"
-curl -fsSL "$base.noarmor.gpg" -o /usr/share/keyrings/tailscale-archive-keyring.gpg
-curl -fsSL "$base.tailscale-keyring.list" -o /etc/apt/sources.list.d/tailscale.list
-# Unattended upgrades may hold the package lock for a while after boot.
-apt-get -o DPkg::Lock::Timeout=600 update
+curl -fsSL --retry 5 "$base.noarmor.gpg" -o /usr/share/keyrings/tailscale-archive-keyring.gpg
+curl -fsSL --retry 5 "$base.tailscale-keyring.list" -o /etc/apt/sources.list.d/tailscale.list
+# Unattended upgrades may hold the package lists' lock or dpkg's for a while after boot.
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    apt-get update && break
+    echo "apt-get update failed (attempt $attempt), retrying" >&2
+    sleep 30
+done
 apt-get -o DPkg::Lock::Timeout=600 install -y tailscale
 """
     document = {
@@ -449,6 +485,11 @@ apt-get -o DPkg::Lock::Timeout=600 install -y tailscale
                 "path": MODELS_SCRIPT,
                 "permissions": "0755",
                 "content": render_models_disk_script(),
+            },
+            {
+                "path": "/etc/systemd/system/homelab-models.service",
+                "permissions": "0644",
+                "content": MODELS_SERVICE,
             },
             {
                 "path": NODE_STATE_SCRIPT,
@@ -478,14 +519,16 @@ apt-get -o DPkg::Lock::Timeout=600 install -y tailscale
             },
         ],
         "runcmd": [
+            ["systemctl", "daemon-reload"],
+            # Saving an ending instance works from the first minute; idle stop waits for the
+            # workload to serve.
+            ["systemctl", "enable", "--now", "homelab-idle-stop.timer"],
             ["/usr/local/sbin/homelab-install-tailscale"],
-            # Certificates first, so tailscaled finds them when it starts.
-            [MODELS_SCRIPT],
+            # Certificates before tailscaled starts; the unit does it again on every boot.
+            ["systemctl", "enable", "--now", "homelab-models.service"],
             [NODE_STATE_SCRIPT],
             [JOIN_SCRIPT],
             ["/usr/local/sbin/homelab-run-workload"],
-            ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "homelab-idle-stop.timer"],
         ],
     }
     return _cloud_config(document)

@@ -64,7 +64,7 @@ def node_identity(
         opts=child,
     )
 
-    aws.iam.RolePolicy(
+    policy = aws.iam.RolePolicy(
         f"{name}-read-join-key",
         role=role.id,
         policy=pulumi.Output.all(
@@ -73,7 +73,13 @@ def node_identity(
         opts=child,
     )
 
-    return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+    # Whatever boots with the profile can read its key and state from the first second.
+    return aws.iam.InstanceProfile(
+        f"{name}-profile",
+        role=role.name,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy]),
+    )
 
 
 def _parameter_policy(join_key_arn: str, state_arn: str | None) -> str:

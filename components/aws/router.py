@@ -73,6 +73,8 @@ class SubnetRouter(pulumi.ComponentResource):
     """The router's name on the tailnet."""
     cost: RouterCost | None
     """Its estimated monthly cost (None where the price table has no figure)."""
+    egress: list[pulumi.Resource]
+    """What instances in the VPC need to reach S3 and the internet."""
 
     def __init__(
         self, name: str, args: SubnetRouterArgs, opts: pulumi.ResourceOptions | None = None
@@ -101,6 +103,8 @@ class SubnetRouter(pulumi.ComponentResource):
             tags=aws_tags(f"{name}-public", TOKEN),
             opts=child,
         )
+        # The way out of the VPC, completed below: what goes last when the stack goes.
+        self.egress = [gateway, routes]
 
         # Public subnets take the lower half of the VPC, private ones the upper half, so turning
         # NAT-instance mode on or off never moves a public subnet.
@@ -122,7 +126,7 @@ class SubnetRouter(pulumi.ComponentResource):
 
         # Workers pull and push their models through this free gateway endpoint: S3 traffic
         # never goes through the internet gateway, nor, in NAT-instance mode, the router.
-        aws.ec2.VpcEndpoint(
+        endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
             vpc_id=vpc.id,
             service_name=f"com.amazonaws.{args.region}.s3",
@@ -131,6 +135,7 @@ class SubnetRouter(pulumi.ComponentResource):
             tags=aws_tags(f"{name}-s3", TOKEN),
             opts=child,
         )
+        self.egress.append(endpoint)
 
         ingress = []
         if args.direct_udp:
@@ -224,13 +229,15 @@ class SubnetRouter(pulumi.ComponentResource):
         )
 
         if args.nat_instance:
-            aws.ec2.Route(
+            private_default = aws.ec2.Route(
                 f"{name}-private-default",
                 route_table_id=private_routes.id,
                 destination_cidr_block="0.0.0.0/0",
                 network_interface_id=instance.primary_network_interface_id,
                 opts=child,
             )
+            # The NAT instance is the private subnets' way out.
+            self.egress += [instance, private_default]
 
         self.vpc_id = vpc.id
         self.subnet_ids = pulumi.Output.all(*[subnet.id for subnet in private or public])
@@ -272,11 +279,12 @@ class SubnetRouter(pulumi.ComponentResource):
                 tags=aws_tags(f"{name}-{role}-{index}", TOKEN),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            aws.ec2.RouteTableAssociation(
+            association = aws.ec2.RouteTableAssociation(
                 f"{name}-{role}-{index}",
                 subnet_id=subnet.id,
                 route_table_id=routes.id,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             subnets.append(subnet)
+            self.egress.append(association)
         return subnets

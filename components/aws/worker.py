@@ -35,6 +35,7 @@ instance."""
 CAPACITY_TIMEOUT = "15m"
 SAVE_TIMEOUT_SECONDS = 1800
 """How long an ending instance may take to push its models before it ends regardless."""
+DELETE_TIMEOUT = "40m"
 TAGGED_AT_LAUNCH = (
     ("instance", "instance"),
     ("volume", "root"),
@@ -57,6 +58,8 @@ WORKLOADS: dict[str, Workload] = {
         port=7865,
         models_path="/content/data",
         env={"CMDARGS": "--listen"},
+        # The image runs as its own user, not root.
+        uid=1000,
     ),
     "whisper": Workload(
         name="whisper",
@@ -94,6 +97,9 @@ class GpuWorkerArgs:
     """The worker parks itself after this long without requests or GPU use."""
     public_ipv4: bool = True
     """Whether its subnets give it a public address (not behind a NAT instance)."""
+    egress: Sequence[pulumi.Resource] = ()
+    """What the worker's way to S3 and AWS's APIs depends on: a worker being deleted still
+    pushes its models, so these go after it."""
 
 
 class GpuWorker(pulumi.ComponentResource):
@@ -250,7 +256,10 @@ class GpuWorker(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[permissions],
+                depends_on=[permissions, *args.egress],
+                # Deleting the group waits for its instance, which the hook holds until it has
+                # pushed to S3.
+                custom_timeouts=pulumi.CustomTimeouts(delete=DELETE_TIMEOUT),
                 # The worker parks and wakes itself: Pulumi sets the capacity when it creates
                 # the group and never again, so no update ever wakes a parked worker.
                 ignore_changes=["desired_capacity"],
@@ -280,7 +289,8 @@ class GpuWorker(pulumi.ComponentResource):
         """A private, encrypted bucket for the models that outlives every instance, and the
         worker itself: deleting the worker from the stack keeps it."""
         tags = aws_tags(f"{name}-models", TOKEN)
-        child = pulumi.ResourceOptions(parent=self)
+        # The bucket's settings stay with the bucket when the worker goes.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         bucket = aws.s3.Bucket(
             f"{name}-models",
             tags=tags,
@@ -324,8 +334,10 @@ def _base64(text: str) -> str:
 
 def _worker_policy(bucket_arn: str, region: str, group_name: str) -> str:
     """The worker may read and write its bucket, park itself and let its instance end."""
+    partition = bucket_arn.split(":")[1]
     group_arn = (
-        f"arn:aws:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{group_name}"
+        f"arn:{partition}:autoscaling:{region}:*:autoScalingGroup:*"
+        f":autoScalingGroupName/{group_name}"
     )
     statements = [
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},

@@ -333,6 +333,12 @@ INVALID = [
         "cannot start with xn--",
     ),
     case(
+        "worker-name-with-a-prefix-s3-reserves",
+        rename(OLLAMA, "sthree-llama"),
+        "aws.workers.sthree-llama",
+        "cannot start with sthree-",
+    ),
+    case(
         "worker-on-a-gpu-the-image-no-longer-supports",
         put(f"{OLLAMA}.instanceType", "p3.2xlarge"),
         f"{OLLAMA}.instanceType",

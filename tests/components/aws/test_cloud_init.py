@@ -309,21 +309,25 @@ def test_the_worker_caches_its_models_on_the_local_nvme_disk(name: str):
     assert disk.rstrip().endswith(f"exec {SYNC_SCRIPT} pull")
 
 
-def fake_aws(tmp_path: Path) -> Path:
-    """An `aws` that records each call as one line instead of calling AWS."""
+def fake_aws(tmp_path: Path, fail_on: str = "") -> Path:
+    """An `aws` that records each call as one line instead of calling AWS, and fails (as
+    `aws s3 sync` does with exit code 2) for calls that mention ``fail_on``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     aws = bin_dir / "aws"
-    aws.write_text('#!/bin/sh\necho "$*" >>"$AWS_CALLS"\n')
+    fail = f'case "$*" in *{fail_on}*) exit 2 ;; esac\n' if fail_on else ""
+    aws.write_text(f'#!/bin/sh\necho "$*" >>"$AWS_CALLS"\n{fail}')
     aws.chmod(0o755)
     return bin_dir
 
 
-def run_sync(tmp_path: Path, direction: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def run_sync(
+    tmp_path: Path, direction: str, fail_on: str = ""
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     script = tmp_path / "sync"
     script.write_text(scripts_of(USER_DATA["worker-ollama"])[SYNC_SCRIPT])
     calls = tmp_path / "calls"
-    env = {"PATH": f"{fake_aws(tmp_path)}:/usr/bin:/bin", "AWS_CALLS": str(calls)}
+    env = {"PATH": f"{fake_aws(tmp_path, fail_on)}:/usr/bin:/bin", "AWS_CALLS": str(calls)}
     result = subprocess.run(
         ["/bin/sh", str(script), direction], env=env, capture_output=True, text=True, timeout=30
     )
@@ -341,6 +345,14 @@ def test_the_pull_brings_the_certificates_then_the_models(tmp_path: Path):
         f"{SYNC} {BUCKET}/tailscale-certs/ /var/lib/tailscale/certs/",
         f"{SYNC} {BUCKET}/models/ {MODELS_DIR}/",
     ]
+
+
+def test_a_failed_certificate_pull_still_pulls_the_models_and_reports_the_failure(
+    tmp_path: Path,
+):
+    result, calls = run_sync(tmp_path, "pull", fail_on="tailscale-certs")
+    assert result.returncode == 2
+    assert calls.read_text().splitlines()[-1] == f"{SYNC} {BUCKET}/models/ {MODELS_DIR}/"
 
 
 def test_the_push_sends_the_models_back_and_never_deletes(tmp_path: Path):
@@ -371,8 +383,51 @@ def test_the_workload_keeps_its_models_in_the_cache_and_is_served_over_https(nam
     assert f"-v {MODELS_DIR}/{name}:{workload.models_path}" in run
     assert f"-p 127.0.0.1:{workload.port}:{workload.port}" in run
     assert f"tailscale serve --bg --https=443 http://127.0.0.1:{workload.port}" in run
-    commands = [command[0] for command in runcmd_of(USER_DATA[f"worker-{name}"])]
-    assert commands.index(MODELS_SCRIPT) < commands.index("/usr/local/sbin/homelab-run-workload")
+    commands = runcmd_of(USER_DATA[f"worker-{name}"])
+    models = commands.index(["systemctl", "enable", "--now", "homelab-models.service"])
+    assert models < commands.index(["/usr/local/sbin/homelab-run-workload"])
+    # Idle time counts from here.
+    assert run.rstrip().endswith("touch /run/homelab-workload-ready")
+
+
+def test_the_workload_owns_its_models_directory():
+    run = scripts_of(USER_DATA["worker-fooocus"])["/usr/local/sbin/homelab-run-workload"]
+    assert "chown -R 1000:1000 /models/fooocus" in run, "Fooocus runs as uid 1000"
+    run = scripts_of(USER_DATA["worker-ollama"])["/usr/local/sbin/homelab-run-workload"]
+    assert "chown -R 0:0 /models/ollama" in run
+
+
+@pytest.mark.parametrize("name", list(WORKLOADS))
+def test_saving_works_from_the_first_minute_and_the_models_come_back_on_every_boot(name: str):
+    user_data = USER_DATA[f"worker-{name}"]
+    commands = runcmd_of(user_data)
+    timer = commands.index(["systemctl", "enable", "--now", "homelab-idle-stop.timer"])
+    assert timer < commands.index(["/usr/local/sbin/homelab-install-tailscale"])
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+    unit = files["/etc/systemd/system/homelab-models.service"]
+    assert f"ExecStart={MODELS_SCRIPT}\n" in unit
+    assert "Before=docker.service tailscaled.service" in unit
+    assert "WantedBy=multi-user.target" in unit
+    # The certificates must be there before tailscaled starts.
+    models = commands.index(["systemctl", "enable", "--now", "homelab-models.service"])
+    assert models < commands.index(["/usr/local/sbin/homelab-keep-node-state"])
+
+
+def test_idle_time_counts_only_once_the_workload_serves():
+    idle = scripts_of(USER_DATA["worker-ollama"])[IDLE]
+    gate = idle.index("[ -e /run/homelab-workload-ready ] || exit 0")
+    assert idle.index("spot/instance-action") < gate < idle.index("connections=")
+
+
+def test_the_instance_id_is_read_before_the_push_outlives_the_token():
+    idle = scripts_of(USER_DATA["worker-ollama"])[IDLE]
+    assert idle.index("instance=$(metadata instance-id)") < idle.index(f"{SYNC_SCRIPT} push")
+    assert '--instance-id "$instance"' in idle
+
+
+def test_the_join_gives_up_rather_than_hang():
+    for user_data in USER_DATA.values():
+        assert "--timeout=5m" in scripts_of(user_data)[JOIN_SCRIPT]
 
 
 @pytest.mark.parametrize("name", list(WORKLOADS))
