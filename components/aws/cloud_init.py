@@ -99,37 +99,32 @@ nft add rule ip homelab-nat postrouting ip saddr {private_cidr} oifname "$iface"
 """
 
 
-MASQUERADE_SERVICE = f"""\
+def boot_unit(description: str, command: str, *, after: str = "", before: str = "") -> str:
+    """A systemd unit that runs ``command`` once on every boot, once the network is up."""
+    ordering = f"After=network-online.target{' ' + after if after else ''}\n"
+    if before:
+        ordering += f"Before={before}\n"
+    return f"""\
 [Unit]
-Description=Masquerade the private subnets behind this router
-After=network-online.target
-Wants=network-online.target
+Description={description}
+{ordering}Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart={MASQUERADE_SCRIPT}
+ExecStart={command}
 RemainAfterExit=yes
+TimeoutStartSec=infinity
 
 [Install]
 WantedBy=multi-user.target
 """
 
 
+MASQUERADE_SERVICE = boot_unit(
+    "Masquerade the private subnets behind this router", MASQUERADE_SCRIPT
+)
 OFFLOAD_SCRIPT = "/usr/local/sbin/homelab-udp-offload"
-OFFLOAD_SERVICE = f"""\
-[Unit]
-Description=Tailscale's UDP offload settings for forwarding
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart={OFFLOAD_SCRIPT}
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
-"""
+OFFLOAD_SERVICE = boot_unit("Tailscale's UDP offload settings for forwarding", OFFLOAD_SCRIPT)
 
 
 def render_router_user_data(
@@ -284,22 +279,12 @@ exec {SYNC_SCRIPT} pull
 """
 
 
-MODELS_SERVICE = f"""\
-[Unit]
-Description=Put the models on the local disk and pull them and the certificates from S3
-After=network-online.target dlami-nvme.service
-Wants=network-online.target
-Before=docker.service tailscaled.service
-
-[Service]
-Type=oneshot
-ExecStart={MODELS_SCRIPT}
-RemainAfterExit=yes
-TimeoutStartSec=infinity
-
-[Install]
-WantedBy=multi-user.target
-"""
+MODELS_SERVICE = boot_unit(
+    "Put the models on the local disk and pull them and the certificates from S3",
+    MODELS_SCRIPT,
+    after="dlami-nvme.service",
+    before="docker.service tailscaled.service",
+)
 
 
 def render_node_state_script(state: str) -> str:
