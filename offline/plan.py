@@ -1,19 +1,23 @@
 """Turn a recorded offline run into a plan: a tree for people, JSON for machines.
 
 Secrets never leave this module in clear: every value the program marked secret is written as
-``[secret]``, in the tree and in the JSON alike.
+``[secret]``, in the tree and in the JSON alike. What the JSON keeps of secret config is where it
+goes: the fingerprint of each secret's ciphertext (see :mod:`offline.project`) and, per
+resource, the secret config keys whose placeholder reaches its inputs, so that the plan diff can
+tell which resources a rotated secret updates.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from offline.engine import Recording, Secret, Unknown, run_program
-from offline.project import ProjectConfig
+from offline.project import ProjectConfig, placeholder
 
 REDACTED = "[secret]"
 
@@ -62,6 +66,45 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a recorded value, secret ones included (for tracing placeholders)."""
+    if isinstance(value, Secret):
+        yield from _strings(value.value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def secret_config_of(inputs: dict[str, Any], placeholders: list[str]) -> list[str]:
+    """The secret config keys whose placeholder appears in ``inputs``: the resources a new
+    value of that secret would update. A secret the program transforms (hashes, encodes) before
+    use is not found."""
+    found = []
+    strings = list(_strings(inputs))
+    for key in placeholders:
+        # A nested secure value's placeholder continues with ".<key>" or "[<index>]".
+        pattern = re.compile(re.escape(placeholder(key)) + r"(?![A-Za-z0-9_-])")
+        if any(pattern.search(text) for text in strings):
+            found.append(key)
+    return found
+
+
+def provider_config(project: ProjectConfig) -> dict[str, str]:
+    """The stack's config outside the project's namespace that is not secret: what the
+    providers are configured with (``aws:region``, ``tailscale:tailnet``)."""
+    return {
+        key: value
+        for key, value in sorted(project.config.items())
+        if not key.startswith(f"{project.project}:") and key not in project.secret_keys
+    }
+
+
 def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -> dict[str, Any]:
     """The plan as one JSON-ready document."""
     resources = [
@@ -75,6 +118,7 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
             "retainOnDelete": r.retain_on_delete,
             "ignoreChanges": r.ignore_changes,
             "inputs": redact(r.inputs),
+            "secretConfig": secret_config_of(r.inputs, project.placeholders),
         }
         for r in sorted(recording.resources, key=lambda r: r.urn)
     ]
@@ -85,6 +129,8 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
         "stackUrn": recording.stack_urn,
         "mode": "preview" if preview else "up",
         "placeholders": project.placeholders,
+        "secretFingerprints": project.secret_fingerprints,
+        "providerConfig": provider_config(project),
         "resources": resources,
         "counts": dict(sorted(counts.items())),
         "lookups": dict(sorted(recording.calls.items())),
@@ -160,6 +206,8 @@ def render_text(plan: dict[str, Any]) -> str:
     for type_, count in plan["counts"].items():
         lines.append(f"  {type_:<{width}}  {count:>3}")
     lines.append(f"  {'total':<{width}}  {sum(plan['counts'].values()):>3}")
+    components = sum(1 for r in plan["resources"] if not r["custom"])
+    lines.append(f"  (and {components} components, which group the resources above)")
     lines += cost_lines(plan["outputs"].get("costs"))
     lines += ["", "Outputs:"]
     for key, value in plan["outputs"].items():
@@ -192,6 +240,12 @@ def cost_lines(costs: Any) -> list[str]:
         label = f"worker {name}"
         if not worker:
             lines.append(f"  {label:<28} no price data for its instance type")
+            continue
+        if worker.get("state") == "stopped":
+            lines.append(
+                f"  {label:<28} stopped: no instance runs; "
+                f"parked ${worker['parkedMonthlyUsd']:.2f}/month (models in S3)"
+            )
             continue
         lines.append(
             f"  {label:<28} ${worker['runningHourlyUsd']:.3f}/hour while running "

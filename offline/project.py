@@ -4,12 +4,19 @@ The CLI merges the defaults declared in Pulumi.yaml with the stack's Pulumi.<sta
 every key ``namespace:key`` (bare keys belong to the project), and passes structured values as
 JSON text. Secure values need the stack's secrets provider, which an offline run does not have:
 they, and declared secrets the stack file leaves unset, get a placeholder marked secret.
+
+A placeholder is the same whatever the secret is, so a plan alone cannot show that a secret
+changed. Each secret written in the stack file therefore gets a fingerprint: a short hash of its
+ciphertext, the ``secure:`` text that is committed with the stack file anyway. It changes
+whenever the secret is set again and says nothing about the value.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,9 @@ class ProjectConfig:
     secret_keys: list[str]
     placeholders: list[str] = field(default_factory=list)
     """Secret keys whose real value only the stack's secrets provider has."""
+    secret_fingerprints: dict[str, str | None] = field(default_factory=dict)
+    """Each placeholder's :func:`fingerprint`, or None for a declared secret the stack file
+    does not hold (its changes cannot be seen offline)."""
 
 
 def placeholder(key: str) -> str:
@@ -151,6 +161,30 @@ def _contains_secure(value: Any) -> bool:
     return False
 
 
+def _ciphertexts(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            yield path, str(value["secure"])
+            return
+        for key in sorted(value, key=str):
+            yield from _ciphertexts(value[key], f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _ciphertexts(item, f"{path}[{index}]")
+
+
+FINGERPRINT_HEX = 16
+"""Hex digits of a fingerprint: enough to tell two ciphertexts apart, short to read."""
+
+
+def fingerprint(value: Any) -> str:
+    """A short SHA-256 of the ``secure:`` ciphertexts in a stack file's value, never of a
+    decrypted or plain value. Pulumi's secrets providers encrypt with a fresh nonce, so setting
+    a secret again changes its fingerprint even when the value is the same."""
+    ciphertexts = json.dumps(dict(_ciphertexts(value)), sort_keys=True)
+    return "sha256:" + hashlib.sha256(ciphertexts.encode("utf-8")).hexdigest()[:FINGERPRINT_HEX]
+
+
 def _replace_secure(key: str, value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
@@ -202,6 +236,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     placeholders: list[str] = []
+    fingerprints: dict[str, str | None] = {}
     declared_secrets: list[str] = []
     project_path = directory / "Pulumi.yaml"
     for key, declaration in _config_section(project_file, project_path).items():
@@ -231,6 +266,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
         if _contains_secure(value):
             secret_keys.append(full)
             placeholders.append(full)
+            fingerprints[full] = fingerprint(value)
             value = _replace_secure(full, value)
         config[full] = _text(full, value, stack_path)
 
@@ -242,6 +278,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
             secret_keys.append(full)
             config[full] = placeholder(full)
             placeholders.append(full)
+            fingerprints[full] = None
 
     return ProjectConfig(
         project=project,
@@ -249,4 +286,5 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
         config=config,
         secret_keys=sorted(secret_keys),
         placeholders=sorted(placeholders),
+        secret_fingerprints=dict(sorted(fingerprints.items())),
     )

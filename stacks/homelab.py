@@ -275,7 +275,9 @@ def _aws(
             ),
         )
         urls[name] = gpu_worker.url
-        worker_costs[name] = as_output(gpu_worker.cost)
+        cost = as_output(gpu_worker.cost)
+        # A stopped worker cannot run: the cost report leaves it out of "all workers running".
+        worker_costs[name] = None if cost is None else {**cost, "state": worker.state}
         groups[name] = gpu_worker.group_name
 
     pulumi.export("vpcId", router.vpc_id)

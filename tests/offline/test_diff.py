@@ -155,7 +155,8 @@ revisions (mock engine: no credentials, nothing contacted); secrets are shown as
 > - `quiz-volume-data` (`docker:index/volume:Volume`): **removed**: it is protected, so \
 `pulumi up` will stop at it until it is unprotected
 > - `ollama-models` (`aws:ebs/volume:Volume`): **replaced**: `availabilityZone` cannot change \
-in place; the new one starts empty (the old one is retained)
+in place; the new one starts empty (the old one is retained); it is protected, so `pulumi up` \
+will stop at it until it is unprotected
 
 #### Estimated AWS cost
 
@@ -165,11 +166,11 @@ in place; the new one starts empty (the old one is retained)
 | subnet router, always on | $7.92/month | $7.92/month | no change |
 | workers parked (their models) | $23.80/month | $31.74/month | **+$7.94/month** |
 | all workers running | $0.265/hour | $0.265/hour | no change |
-| worker ollama, running | $0.265/hour | $0.265/hour | no change |
+| worker `ollama`, running | $0.265/hour | $0.265/hour | no change |
 | a NAT gateway instead (not built) | $41.61/month | $41.61/month | no change |
 
 From the plans' `costs` output (prices of 2025-06, `components/aws/prices.json`); a worker \
-that ran all month would cost 730 times its hourly figure.
+that ran all month would cost 730 times its hourly figure, and a stopped worker never runs.
 
 #### Resources
 
@@ -180,7 +181,7 @@ that ran all month would cost 730 times its hourly figure.
 | `docker:index/volume:Volume` | 0 | 0 | 1 |
 | **total** | **1** | **2** | **1** |
 
-1 unchanged. 1 of the changes replace a stateful resource.
+1 resource unchanged. 1 of the changes replaces a stateful resource.
 
 #### Stack outputs
 
@@ -262,7 +263,7 @@ def test_two_known_plans_give_the_expected_report():
 def test_a_plan_compared_with_itself_reports_no_changes():
     text = report(BASE, copy.deepcopy(BASE))
     assert "**no resource changes**" in text
-    assert "No resource changes (4 unchanged)." in text
+    assert "No resource changes (4 resources unchanged)." in text
     assert "CAUTION" not in text
     assert "#### Details" not in text
 
@@ -483,8 +484,8 @@ def test_a_new_worker_adds_its_hourly_cost_and_its_volumes():
     base = plan(costs=costs(7.92, a=(0.265, 19.04)))
     head = plan(costs=costs(7.92, a=(0.265, 19.04), b=(0.5, 10.0)))
     rows = {row.label: row for row in diff_plans(base, head).costs}
-    assert rows["worker b, running"].before == 0.0
-    assert rows["worker b, running"].after == 0.5
+    assert rows["worker `b`, running"].before == 0.0
+    assert rows["worker `b`, running"].after == 0.5
     assert rows["every month, workers parked"].after == pytest.approx(36.96)
     assert "**+$10.00/month**" in report(base, head)
 
