@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,18 @@ def test_good_text_run_against_the_repository() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.strip()
+    # The total counts resources, as the plan diff does; components are named apart.
+    assert re.search(r"^  total +\d+\n  \(and \d+ components, which group", result.stdout, re.M)
+
+
+def test_the_json_plan_records_the_provider_config_and_secret_fingerprints() -> None:
+    result = run_cli("--json", cwd=ROOT)
+
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["providerConfig"] == {"aws:region": "eu-central-1", "tailscale:tailnet": "-"}
+    assert plan["secretFingerprints"] == {"homelab:immichDatabasePassword": None}
+    assert all(isinstance(r["secretConfig"], list) for r in plan["resources"])
 
 
 def test_temporary_project_runs_the_repository_program(project: Path) -> None:

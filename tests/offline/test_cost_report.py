@@ -45,3 +45,10 @@ def test_an_unpriced_region_says_so_once():
 
 def test_a_stack_without_aws_has_no_report():
     assert cost_lines(None) == []
+
+
+def test_a_stopped_worker_says_it_never_runs_and_still_counts_parked():
+    stopped = {**worker(0.73), "state": "stopped"}
+    text = report(ROUTER, {"ollama": stopped, "fooocus": worker(0.37)})
+    assert "worker ollama                stopped: no instance runs; parked $0.73/month" in text
+    assert "every month, workers parked  $9.02" in text

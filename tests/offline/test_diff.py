@@ -4,6 +4,7 @@ summary; the stateful rule is the documented one; the command fails in one line.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from offline.diff import (
     COMMENT_LIMIT,
     MARKER,
     REDACTED,
+    PlanError,
     check_plan,
     diff_plans,
     read_plan,
@@ -26,6 +28,7 @@ from offline.diff import (
     secret_key,
     size,
 )
+from offline.engine import run_program
 from offline.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -641,6 +644,31 @@ def test_the_command_writes_the_report(tmp_path):
         pytest.param('{"resources": {}}', "it has no resources list", id="no-resources"),
         pytest.param('{"resources": [{"urn": 1}]}', "resources[0] has no urn", id="bad-urn"),
         pytest.param(b"\xff\xfe", "is not UTF-8 text", id="binary"),
+        pytest.param(
+            '{"resources": [{"urn": "u", "type": "t", "name": "n", "ignoreChanges": 5}]}',
+            "resources[0]: ignoreChanges is not a list of property names",
+            id="ignore-changes-number",
+        ),
+        pytest.param(
+            '{"resources": [{"urn": "u", "type": "t", "name": "n", '
+            '"ignoreChanges": [1, null, "a"]}]}',
+            "resources[0]: ignoreChanges is not a list of property names",
+            id="ignore-changes-mixed",
+        ),
+        pytest.param(
+            '{"resources": [{"urn": "u", "type": "t", "name": "n", "protect": "yes"}]}',
+            "resources[0]: protect is not true or false",
+            id="protect-string",
+        ),
+        pytest.param('{"resources": [], "outputs": {"x": NaN}}', "NaN", id="nan"),
+        pytest.param('{"resources": [], "outputs": {"x": -Infinity}}', "Infinity", id="infinity"),
+        pytest.param('{"resources": [], "outputs": {"x": 1e999}}', "inf", id="overflow"),
+        pytest.param(
+            '{"resources": [], "outputs": {"x": ' + "[" * 150 + "]" * 150 + "}}",
+            "nests deeper than 100 levels",
+            id="deep",
+        ),
+        pytest.param('{"resources": [], "stack": 5}', "stack is not a string", id="stack"),
     ],
 )
 def test_a_bad_plan_file_is_one_error_line(tmp_path, content, message):
@@ -679,3 +707,247 @@ def test_read_plan_reads_what_the_plan_command_writes(tmp_path, run_stack, dev_p
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(_plan_of(run_stack(), dev_project)))
     assert read_plan(path)["stack"] == "dev"
+
+
+def test_plan_files_larger_than_any_plan_are_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr("offline.diff.MAX_PLAN_BYTES", 1_000)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(plan(*(resource("t:a/b:C", f"r{i}") for i in range(20)))))
+    with pytest.raises(PlanError, match="is larger than 1,000 bytes"):
+        read_plan(path)
+
+
+def test_a_bad_plan_checked_in_memory_is_refused_too():
+    broken = plan(resource("t:a/b:C", "r", ignore=5))
+    with pytest.raises(PlanError, match="ignoreChanges"):
+        check_plan(broken, "plan")
+    with pytest.raises(PlanError, match="nan"):
+        check_plan(plan(x=float("nan")), "plan")
+
+
+# --- different stacks ------------------------------------------------------------------------
+
+
+def test_plans_of_different_stacks_are_refused_unless_allowed(tmp_path):
+    prod = copy.deepcopy(HEAD)
+    prod["stack"] = "prod`<b>*x*</b>"
+    (tmp_path / "base.json").write_text(json.dumps(BASE))
+    (tmp_path / "head.json").write_text(json.dumps(prod))
+    refused = run_diff("base.json", "head.json", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: the plans are of different stacks")
+    assert "--allow-different-stacks" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    allowed = run_diff("base.json", "head.json", "--allow-different-stacks", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "> The plans are of different stacks: `dev` and ``prod`<b>*x*</b>``." in allowed.stdout
+
+
+# --- sizes and sections ----------------------------------------------------------------------
+
+
+def _balanced(text: str) -> None:
+    """Nothing left open: every details block closed, every fence closed, every note whole."""
+    assert text.count("<details>") == text.count("</details>")
+    fences = [line for line in text.splitlines() if line.startswith("```")]
+    assert len(fences) % 2 == 0
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("> [!"):
+            assert index + 1 < len(lines), text[-500:]
+            assert lines[index + 1].startswith("> "), text[-500:]
+
+
+@pytest.mark.parametrize("limit", [4_000, 9_000, 30_000, COMMENT_LIMIT])
+def test_the_trim_note_is_measured_in_bytes_and_never_left_dangling(limit):
+    wide = "ünïcödé-ñämé-" * 7
+    base = plan(
+        *(
+            resource("docker:index/container:Container", f"{wide}{i:04d}", inputs={"image": "a"})
+            for i in range(400)
+        )
+    )
+    head = plan(
+        *(
+            resource("docker:index/container:Container", f"{wide}{i:04d}", inputs={"image": "b"})
+            for i in range(400)
+        )
+    )
+    text = report(base, head, limit=limit)
+    assert size(text) <= limit
+    assert "> [!NOTE]\n> Trimmed to stay under" in text
+    assert text.endswith(".\n")
+    _balanced(text)
+
+
+def test_a_report_whose_summary_alone_is_too_long_drops_whole_sections():
+    base = plan(
+        *(
+            resource(f"pkg:mod{i:05d}/thing:Thing", f"r{i}", inputs={"name": "x" * 50})
+            for i in range(3000)
+        )
+    )
+    text = report(base, plan(), limit=4_000)
+    assert size(text) <= 4_000
+    assert text.startswith(MARKER)
+    assert text.endswith("> Cut at the comment limit; run `make plan-diff` for the whole diff.\n")
+    _balanced(text)
+
+
+def test_the_summary_table_sums_up_types_past_its_rows():
+    base = plan(*(resource(f"pkg:m{i:04d}/t:T", f"r{i}") for i in range(150)))
+    text = report(base, plan())
+    assert "| 50 more types | 0 | 0 | 50 |" in text
+    assert size(text) <= COMMENT_LIMIT
+
+
+# --- paths, text, renames ----------------------------------------------------------------------
+
+
+def test_list_paths_are_in_numeric_order():
+    envs = [f"E{i}=a" for i in range(12)]
+    base = plan(resource("docker:index/container:Container", "c", inputs={"envs": envs}))
+    head = plan(
+        resource("docker:index/container:Container", "c", inputs={"envs": [e + "b" for e in envs]})
+    )
+    text = report(base, head)
+    positions = [text.index(f"- envs[{i}]:") for i in range(12)]
+    assert positions == sorted(positions)
+
+
+def test_an_added_multi_line_value_is_shown_whole():
+    lines = [f"line {i:02d} of the user data, long enough to matter" for i in range(40)]
+    head = plan(resource("aws:ec2/instance:Instance", "r", inputs={"userData": "\n".join(lines)}))
+    text = report(plan(), head)
+    assert "+ userData (text, 40 lines)" in text
+    for line in lines:
+        assert f"+     {line}" in text
+
+
+def test_a_renamed_resource_is_pointed_out_with_aliases():
+    def server(name: str) -> dict[str, Any]:
+        return resource(
+            "docker:index/container:Container",
+            f"{name}-server",
+            inputs={"name": f"{name}-server", "hostname": name, "image": "web:1"},
+        )
+
+    diff = diff_plans(plan(server("quiz")), plan(server("trivia")))
+    (removed,) = diff.removed
+    assert removed.renamed == "trivia-server"
+    text = render_markdown(diff)
+    assert "they look renamed or moved (1): `quiz-server` → `trivia-server`" in text
+    assert "Give the new ones `aliases`" in text
+    assert "looks renamed to <code>trivia-server</code>" in text
+
+
+def test_a_different_resource_is_not_taken_for_a_rename():
+    old = resource("docker:index/container:Container", "quiz-server", inputs={"image": "web:1"})
+    new = resource("docker:index/container:Container", "blog-server", inputs={"image": "blog:2"})
+    other = resource("docker:index/network:Network", "quiz-server", inputs={"image": "web:1"})
+    assert diff_plans(plan(old), plan(new)).renames == ()
+    assert diff_plans(plan(old), plan(other)).renames == ()
+
+
+# --- cost, once more ---------------------------------------------------------------------------
+
+
+def test_adding_the_whole_aws_part_counts_from_zero():
+    head = plan(resource("aws:ec2/vpc:Vpc", "vpc"), costs=costs(7.92, a=(0.265, 1.0)))
+    rows = {row.label: row for row in diff_plans(plan(), head).costs}
+    assert rows["every month, workers parked"].before == 0.0
+    assert rows["every month, workers parked"].after == pytest.approx(8.92)
+    text = report(plan(), head)
+    assert "| every month, workers parked | $0.00/month | $8.92/month | **+$8.92/month** |" in text
+    assert "The base has no AWS part (no `costs` output): its AWS cost is $0." in text
+
+
+def test_removing_the_whole_aws_part_counts_to_zero_and_keeps_the_buckets_billing():
+    base = plan(resource("aws:ec2/vpc:Vpc", "vpc"), costs=costs(7.92, a=(0.265, 1.5)))
+    text = report(base, plan())
+    assert "| every month, workers parked | $9.42/month | $0.00/month | **-$9.42/month** |" in text
+    assert "Worker `a` is removed, but its models bucket is retained on delete" in text
+    assert "keeps costing $1.50/month" in text
+
+
+def test_an_unpriced_region_stays_unknown_and_a_plan_with_aws_but_no_costs_too():
+    unpriced = {"priceDate": "2025-06", "router": None, "workers": {}, "natGatewayInstead": None}
+    head = plan(resource("aws:ec2/vpc:Vpc", "vpc"), costs=unpriced)
+    rows = {row.label: row for row in diff_plans(plan(), head).costs}
+    assert rows["every month, workers parked"].before == 0.0
+    assert rows["every month, workers parked"].after is None
+    no_costs = plan(resource("aws:ec2/vpc:Vpc", "vpc"))
+    rows = {row.label: row for row in diff_plans(no_costs, head).costs}
+    assert rows["every month, workers parked"].before is None
+
+
+def test_a_stopped_worker_does_not_count_among_the_running():
+    running = costs(7.92, a=(0.3, 1.0), b=(0.5, 2.0))
+    stopped = copy.deepcopy(running)
+    stopped["workers"]["b"]["state"] = "stopped"
+    rows = {row.label: row for row in diff_plans(plan(costs=running), plan(costs=stopped)).costs}
+    assert rows["all workers running"].before == pytest.approx(0.8)
+    assert rows["all workers running"].after == pytest.approx(0.3)
+    assert rows["worker `b`, running"].after_text == "stopped"
+    text = report(plan(costs=running), plan(costs=stopped))
+    assert "| worker `b`, running | $0.500/hour | stopped | **-$0.500/hour** |" in text
+
+
+def test_a_removed_worker_notes_that_its_bucket_keeps_billing():
+    base = plan(costs=costs(7.92, a=(0.3, 1.0), b=(0.5, 2.25)))
+    head = plan(costs=costs(7.92, a=(0.3, 1.0)))
+    text = report(base, head)
+    assert "Worker `b` is removed, but its models bucket is retained on delete" in text
+    assert "$2.25/month" in text
+
+
+# --- provider config -------------------------------------------------------------------------
+
+
+def _plan_in_region(dev_project, region: str) -> dict[str, Any]:
+    config = {**dev_project.config, "aws:region": region}
+    project = dataclasses.replace(dev_project, config=config)
+    recording = run_program(
+        ROOT,
+        project=project.project,
+        stack=project.stack,
+        config=config,
+        secret_keys=project.secret_keys,
+        preview=False,
+    )
+    return _plan_of(recording, project)
+
+
+def test_a_new_region_replaces_every_aws_resource_loudly(dev_project):
+    base = _plan_in_region(dev_project, "eu-central-1")
+    head = _plan_in_region(dev_project, "us-east-1")
+    assert base["providerConfig"]["aws:region"] == "eu-central-1"
+    diff = diff_plans(base, head)
+    assert diff.region == ("eu-central-1", "us-east-1")
+    aws = [r for r in base["resources"] if r["type"].startswith("aws:")]
+    moved = [r for r in diff.changed if any(c.path == "[aws:region]" for c in r.changes)]
+    assert len(moved) == len(aws)
+    assert all(r.replaced for r in moved)
+    buckets = {
+        w.resource.name: w.message
+        for w in diff.warnings
+        if w.resource.type == "aws:s3/bucket:Bucket"
+    }
+    assert len(buckets) == 2
+    assert all("moves to `us-east-1`" in message for message in buckets.values())
+    assert all("`pulumi up` will stop at it" in message for message in buckets.values())
+    text = render_markdown(diff)
+    assert f"> **`aws:region` changes from `eu-central-1` to `us-east-1`: all {len(aws)} AWS" in (
+        text
+    )
+    assert "> - `aws:region`: `eu-central-1` → `us-east-1`" in text
+
+
+def test_the_dev_plan_counts_unchanged_resources_as_make_plan_does(run_stack, dev_project):
+    plan_ = _plan_of(run_stack(), dev_project)
+    total = sum(plan_["counts"].values())
+    components = sum(1 for r in plan_["resources"] if not r["custom"])
+    text = render_markdown(diff_plans(plan_, copy.deepcopy(plan_)))
+    assert f"No resource changes ({total} resources and {components} components unchanged)." in (
+        text
+    )
