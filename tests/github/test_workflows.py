@@ -3,8 +3,10 @@ GitHub's JSON schemas, and held to the security rules the README explains."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -98,25 +100,53 @@ def test_the_plan_diff_runs_on_every_pull_request_without_secrets():
     checkouts = [s for s in steps(job) if s.get("uses", "").startswith("actions/checkout@")]
     assert [c["with"]["path"] for c in checkouts] == ["head", "base"]
     assert all(c["with"]["persist-credentials"] is False for c in checkouts)
-    assert 'make -C "$revision" plan-json' in text
-    assert "-m offline.diff" in text
+    # The base is the merge commit's first parent, not pull_request.base.sha, which goes stale.
+    assert checkouts[0]["with"]["fetch-depth"] == 2
+    assert checkouts[1]["with"]["ref"] == "${{ steps.base.outputs.sha }}"
+    assert "${{ github.event.pull_request.base.sha }}" not in text
+    assert 'make --no-print-directory -C "$revision" plan-json' in text
 
 
-def test_the_comment_workflow_runs_no_pull_request_code():
+def test_the_comment_is_written_by_the_default_branch_from_the_plans_alone():
     workflow = load("plan-diff-comment.yml")
     assert workflow["on"] == {"workflow_run": {"workflows": ["plan diff"], "types": ["completed"]}}
     assert workflow["permissions"] == {}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert "workflow_run.head_branch" in workflow["concurrency"]["group"]
     (job,) = workflow["jobs"].values()
-    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
-    uses = [s.get("uses", "") for s in steps(job)]
-    assert not any(u.startswith("actions/checkout") for u in uses)
-    assert "secrets." not in (WORKFLOWS / "plan-diff-comment.yml").read_text()
+    assert job["permissions"] == {"actions": "read", "contents": "read", "pull-requests": "write"}
+    (checkout,) = [s for s in steps(job) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"] == {
+        "ref": "${{ github.event.repository.default_branch }}",
+        "path": "trusted",
+        "persist-credentials": False,
+    }
+    text = (WORKFLOWS / "plan-diff-comment.yml").read_text()
+    assert "secrets." not in text
+    scripts = "\n".join(s.get("run", "") for s in steps(job))
+    # No pull-request code runs: no make, no install, nothing from the artifact imported.
+    for forbidden in ("make ", "pip ", "source ", ". report", "bash report", "report/*.sh"):
+        assert forbidden not in scripts
+    assert "cd trusted" in scripts
+    assert "python3 -m offline.diff" in scripts
     post = steps(job)[-1]
     # The comment is found by the report's marker, and no report over the limit is posted.
     assert post["env"]["MARKER"] == MARKER
     assert int(post["env"]["LIMIT"]) == COMMENT_LIMIT
     assert "--method PATCH" in post["run"]
     assert "HEAD_SHA" in post["run"]
+
+
+def test_the_report_needs_only_the_standard_library():
+    """The comment workflow runs offline/diff.py with the runner's python3, installing nothing."""
+    tree = ast.parse((ROOT / "offline" / "diff.py").read_text())
+    modules = {
+        (node.module or "").split(".")[0] if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert modules - {"__future__"} <= set(sys.stdlib_module_names), modules
 
 
 def test_the_preview_uses_the_current_pulumi_action_and_comments_once():
