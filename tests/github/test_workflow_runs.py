@@ -323,3 +323,58 @@ def test_a_failed_plan_is_posted_as_a_failure_and_fails_the_run(tmp_path):
     assert comment.startswith(f"{MARKER}\n### Offline plan of `head` failed")
     assert "config key tailnet: is required" in comment
     assert json.loads(runs.posted.read_text()) == {"body": comment}
+
+
+# --- the setup action of the real previews -----------------------------------------------------
+
+
+def test_the_setup_action_leaves_the_runners_own_ssh_files_alone(tmp_path):
+    action = yaml.safe_load(
+        (ROOT / ".github" / "actions" / "pulumi-setup" / "action.yml").read_text()
+    )
+    (step,) = [s for s in action["runs"]["steps"] if s.get("name") == "SSH for the Docker hosts"]
+    home = tmp_path / "home"
+    own = {"id_ed25519": "the runner's own key\n", "known_hosts": "own\n", "config": "Host *\n"}
+    (home / ".ssh").mkdir(parents=True)
+    for name, text in own.items():
+        (home / ".ssh" / name).write_text(text)
+    temp = tmp_path / "runner temp"  # a space, as a self-hosted runner's path may have
+    temp.mkdir()
+    env = {
+        "PATH": os.pathsep.join(["/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "RUNNER_TEMP": str(temp),
+        "GITHUB_PATH": str(temp / "path"),
+        "SSH_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n-----END OPENSSH PRIVATE KEY-----",
+        "KNOWN_HOSTS": "tequila ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample",
+    }
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    assert {p.name: p.read_text() for p in (home / ".ssh").iterdir()} == own
+    ssh_dir = temp / "pulumi-ssh"
+    assert stat.S_IMODE((ssh_dir / "id").stat().st_mode) == 0o600
+    wrappers = Path((temp / "path").read_text().strip())
+    resolved = subprocess.run(
+        [str(wrappers / "ssh"), "-G", "ops@tequila"],
+        env={**env, "PATH": os.pathsep.join([str(wrappers), env["PATH"]])},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    options = resolved.stdout.splitlines()
+    assert f"identityfile {ssh_dir}/id" in options
+    assert f"userknownhostsfile {ssh_dir}/known_hosts" in options
+    assert "stricthostkeychecking true" in options
+    assert "identitiesonly yes" in options

@@ -162,6 +162,37 @@ def test_the_preview_uses_the_current_pulumi_action_and_comments_once():
     assert preview["permissions"]["pull-requests"] == "write"
 
 
+def test_every_job_with_secrets_takes_them_from_an_environment():
+    for path in FILES:
+        for name, job in load(path.name)["jobs"].items():
+            text = yaml.safe_dump(job)
+            if "secrets." in text:
+                assert job.get("environment"), f"{path.name}: job {name} has repository secrets"
+    jobs = load("pulumi.yml")["jobs"]
+    assert jobs["preview"]["environment"] == "preview"
+    assert jobs["up"]["environment"] == "dev"
+
+
+def test_the_pulumi_cli_is_the_release_of_the_pinned_sdk():
+    (pin,) = re.findall(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    for job in load("pulumi.yml")["jobs"].values():
+        (pulumi,) = [s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@")]
+        assert str(pulumi["with"]["pulumi-version"]) == pin
+
+
+def test_a_runner_already_on_the_tailnet_skips_joining_it():
+    action = yaml.safe_load(SETUP_ACTION.read_text())
+    assert action["inputs"]["join-tailnet"]["default"] == "true"
+    (join,) = [s for s in action["runs"]["steps"] if s.get("uses", "").startswith("tailscale/")]
+    assert join["if"] == "inputs.join-tailnet == 'true'"
+    scripts = "\n".join(s.get("run", "") for s in action["runs"]["steps"])
+    assert "~/.ssh" not in scripts
+    assert "$HOME" not in scripts
+    for job in load("pulumi.yml")["jobs"].values():
+        (setup,) = [s for s in steps(job) if s.get("uses") == "./.github/actions/pulumi-setup"]
+        assert setup["with"]["join-tailnet"] == "${{ vars.RUNNER_ON_TAILNET != 'true' }}"
+
+
 def test_the_deployment_is_optional_and_gated_by_an_environment():
     workflow = load("pulumi.yml")
     assert set(workflow["on"]) == {"pull_request", "push"}
