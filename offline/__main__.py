@@ -69,20 +69,30 @@ def main(argv: list[str] | None = None) -> int:
 def _diagram(directory: Path, stack: str, readme: Path | None) -> int:
     """Print the topology diagram, or write it into the README."""
     # Imported here: the plan itself must not load the program's packages before the run.
-    from offline.diagram import DiagramError, embed, render_mermaid, topology_of
+    from offline.diagram import DiagramError, embed, limits_exceeded, render_mermaid, topology_of
 
     try:
         diagram = render_mermaid(topology_of(read_project(directory, stack)))
+        # Too big for Mermaid is worth knowing, not worth failing: the text is still right.
+        for problem in limits_exceeded(diagram):
+            print(
+                f"warning: {problem}; GitHub will show the code, not the drawing", file=sys.stderr
+            )
         if readme is None:
             sys.stdout.write(diagram)
             return 0
         try:
             text = readme.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ProjectError(f"{readme} is not UTF-8 text") from None
         except OSError as error:
             raise ProjectError(f"{readme} cannot be read: {error.strerror}") from None
         updated = embed(text, diagram)
         if updated != text:
-            readme.write_text(updated, encoding="utf-8")
+            try:
+                readme.write_text(updated, encoding="utf-8")
+            except OSError as error:
+                raise ProjectError(f"{readme} cannot be written: {error.strerror}") from None
     except (ProjectError, DiagramError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

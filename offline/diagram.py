@@ -22,9 +22,25 @@ from stacks.load import CONFIG_KEYS, SECRET_KEYS, parse_config
 README_BEGIN = "<!-- topology:begin (python -m offline --diagram --readme README.md) -->"
 README_END = "<!-- topology:end -->"
 
-# Mermaid reads "#...;" as an entity and quotes end a label: write those characters as
-# entities, and the characters HTML or markdown labels would interpret, too.
-_ESCAPES = {"#": "#35;", '"': "#34;", "<": "#60;", ">": "#62;", "`": "#96;", "&": "#38;"}
+# Mermaid reads "#...;" as an entity, quotes end a label and "%%{" starts a directive (even
+# inside a label: an endpoint like unix:///x%%{init: ...}%% would restyle the whole diagram):
+# write those characters as entities, and the characters HTML or markdown labels would
+# interpret, too.
+_ESCAPES = {
+    "#": "#35;",
+    '"': "#34;",
+    "<": "#60;",
+    ">": "#62;",
+    "`": "#96;",
+    "&": "#38;",
+    "%": "#37;",
+}
+
+MAX_TEXT = 50_000
+"""Mermaid's default maxTextSize: a longer diagram is not drawn ("Maximum text size in diagram
+exceeded")."""
+MAX_EDGES = 500
+"""Mermaid's default maxEdges: a flowchart with more edges is not drawn."""
 
 
 class DiagramError(Exception):
@@ -80,7 +96,8 @@ def render_mermaid(topology: Topology) -> str:
     config = topology.config
     lines = [
         "flowchart LR",
-        f"  %% Rendered from Pulumi.{topology.stack}.yaml by `python -m offline --diagram`.",
+        f"  %% Rendered from Pulumi.{re.sub(r'[^A-Za-z0-9_.-]', '_', topology.stack)}.yaml by "
+        "`python -m offline --diagram`.",
         f'  subgraph tailnet["tailnet {text(config.tailnet.domain)}"]',
     ]
     people = ", ".join(
@@ -147,6 +164,22 @@ def render_mermaid(topology: Topology) -> str:
         if any(s.lan_ports for s in config.hosts[host_name].services.values()):
             lines.append(f"  {node_id('lan', host_name)}{_label(f'LAN of {host_name}')}")
     return "\n".join([*lines, *edges]) + "\n"
+
+
+def limits_exceeded(diagram: str) -> list[str]:
+    """What in the diagram passes Mermaid's default limits (GitHub draws nothing then)."""
+    problems = []
+    if len(diagram) > MAX_TEXT:
+        problems.append(
+            f"the diagram has {len(diagram):,} characters, more than Mermaid draws by default "
+            f"({MAX_TEXT:,})"
+        )
+    edges = sum(1 for line in diagram.splitlines() if "-->" in line or ".->" in line)
+    if edges > MAX_EDGES:
+        problems.append(
+            f"the diagram has {edges} edges, more than Mermaid draws by default ({MAX_EDGES})"
+        )
+    return problems
 
 
 def _front_port(service: ServiceConfig) -> int:

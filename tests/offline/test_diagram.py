@@ -4,6 +4,8 @@ accepted by Mermaid's own parser, and the README's copy never stale."""
 from __future__ import annotations
 
 import copy
+import errno
+import json
 import os
 import re
 import subprocess
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from offline.__main__ import main as offline_main
 from offline.diagram import (
     README_BEGIN,
     README_END,
@@ -20,6 +23,7 @@ from offline.diagram import (
     Topology,
     embed,
     embedded,
+    limits_exceeded,
     node_id,
     render_mermaid,
     text,
@@ -149,6 +153,7 @@ def test_mermaid_parses_the_dev_diagram_and_a_stack_with_awkward_names(tmp_path,
         "o": {"app": "jellyfin", "reaches": ["x-1"], "gpu": True},
     }
     host.pop("sessionRecorder")
+    host["docker"] = "unix:///run/%%{init:{'theme':'dark'}}%%/docker.sock"
     objects["hosts"]["graph"] = host
     objects["aws"]["workers"] = {"subgraph": {"workload": "whisper", "state": "stopped"}}
     objects["aws"]["natInstance"] = True
@@ -210,3 +215,70 @@ def test_a_diagram_error_is_one_line(tmp_path, args, message):
     assert result.stderr.startswith("error: ")
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_a_percent_sign_cannot_start_a_mermaid_directive():
+    objects = dev_config_objects()
+    objects["hosts"]["tequila"]["docker"] = "unix:///run/%%{init:{'theme':'dark'}}%%/docker.sock"
+    diagram = render_mermaid(topology(objects))
+    assert "%%{" not in diagram
+    assert "#37;#37;{init" in diagram
+
+
+def test_the_stack_name_in_the_diagram_comment_is_plain():
+    diagram = render_mermaid(Topology(topology(dev_config_objects()).config, "a\n%%{x}%%", None))
+    assert diagram.splitlines()[1] == (
+        "  %% Rendered from Pulumi.a____x___.yaml by `python -m offline --diagram`."
+    )
+
+
+def test_mermaids_limits_are_reported():
+    assert limits_exceeded("flowchart LR\n  a --> b\n") == []
+    (too_long,) = limits_exceeded("flowchart LR\n" + "  %% x\n" * 10_000)
+    assert "more than Mermaid draws by default (50,000)" in too_long
+    (too_many,) = limits_exceeded("flowchart LR\n" + "  a --> b\n" * 501)
+    assert "501 edges" in too_many
+
+
+def test_a_diagram_past_mermaids_limits_warns_and_still_prints(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    services = {f"s{i:03d}": {"app": "mosquitto"} for i in range(510)}
+    stack = {
+        "config": {
+            "homelab:tailnet": {"domain": "tail0000.ts.net", "admins": ["a@example.com"]},
+            "homelab:hosts": {
+                "big": {"docker": "unix:///var/run/docker.sock", "services": services}
+            },
+        }
+    }
+    (tmp_path / "Pulumi.big.yaml").write_text(json.dumps(stack))
+    result = run_cli("--dir", str(tmp_path), "--stack", "big", "--diagram", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("flowchart LR\n")
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 2
+    assert re.match(r"warning: the diagram has [0-9,]+ characters, more than Mermaid", warnings[0])
+    assert warnings[1].startswith("warning: the diagram has 510 edges, more than Mermaid draws")
+
+
+def test_a_readme_that_is_not_utf8_is_one_error_line(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_bytes(b"# lab\n\xff\xfe\n")
+    result = run_cli("--dir", str(ROOT), "--diagram", "--readme", str(readme), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {readme} is not UTF-8 text\n"
+
+
+def test_a_readme_that_cannot_be_written_is_one_error_line(tmp_path, monkeypatch, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# lab\n\n{README_BEGIN}\n{README_END}\n")
+
+    def refuse(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    code = offline_main(["--dir", str(ROOT), "--diagram", "--readme", str(readme)])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: {readme} cannot be written: {os.strerror(errno.EROFS)}\n"
+    )
