@@ -43,14 +43,21 @@ plan: $(VENV)/.installed
 plan-json: $(VENV)/.installed
 	@$(PY) -m offline --stack $(STACK) --json $(PLAN_FLAGS)
 
-# The base revision's program, planned with this tree's engine; build/ is not tracked.
+# The base revision's program, planned with this tree's engine; build/ is not tracked. A clone
+# without a local branch of that name (a fresh clone, a CI checkout) uses origin's; with
+# neither, one line says what to do. Expanded only when plan-diff runs.
+plan_diff_base = $(or \
+  $(shell git rev-parse --verify --quiet '$(BASE_REF)^{commit}' >/dev/null && echo '$(BASE_REF)'), \
+  $(shell git rev-parse --verify --quiet 'origin/$(BASE_REF)^{commit}' >/dev/null && echo 'origin/$(BASE_REF)'), \
+  $(error make plan-diff: no revision $(BASE_REF) here, nor origin/$(BASE_REF): run git fetch origin $(BASE_REF), or set BASE_REF=<commit>))
+
 plan-diff: $(VENV)/.installed
 	@rm -rf build/plan-diff && mkdir -p build/plan-diff/base
-	@git archive --format=tar $(BASE_REF) | tar -x -C build/plan-diff/base
+	@git archive --format=tar '$(plan_diff_base)' | tar -x -C build/plan-diff/base
 	@$(PY) -m offline --dir build/plan-diff/base --stack $(STACK) --json > build/plan-diff/base.json
 	@$(PY) -m offline --stack $(STACK) --json > build/plan-diff/head.json
 	@$(PY) -m offline.diff build/plan-diff/base.json build/plan-diff/head.json \
-	  --base-label $(BASE_REF) --head-label "working tree"
+	  --base-label '$(plan_diff_base)' --head-label "working tree"
 
 diagram: $(VENV)/.installed
 	@$(PY) -m offline --stack $(STACK) --diagram

@@ -198,6 +198,10 @@ def test_good_run_against_the_repository(extra: list[str]) -> None:
     assert {"resources", "counts", "outputs"} <= set(plan)
     assert plan["resources"]
     assert plan["counts"]
+    # What the plan diff compares beyond resources: provider config and secrets' fingerprints.
+    assert plan["providerConfig"] == {"aws:region": "eu-central-1", "tailscale:tailnet": "-"}
+    assert plan["secretFingerprints"] == {"homelab:immichDatabasePassword": None}
+    assert all(isinstance(r["secretConfig"], list) for r in plan["resources"])
 
 
 def test_good_text_run_against_the_repository() -> None:
@@ -208,16 +212,6 @@ def test_good_text_run_against_the_repository() -> None:
     assert result.stdout.strip()
     # The total counts resources, as the plan diff does; components are named apart.
     assert re.search(r"^  total +\d+\n  \(and \d+ components, which group", result.stdout, re.M)
-
-
-def test_the_json_plan_records_the_provider_config_and_secret_fingerprints() -> None:
-    result = run_cli("--json", cwd=ROOT)
-
-    assert result.returncode == 0, result.stderr
-    plan = json.loads(result.stdout)
-    assert plan["providerConfig"] == {"aws:region": "eu-central-1", "tailscale:tailnet": "-"}
-    assert plan["secretFingerprints"] == {"homelab:immichDatabasePassword": None}
-    assert all(isinstance(r["secretConfig"], list) for r in plan["resources"])
 
 
 def test_temporary_project_runs_the_repository_program(project: Path) -> None:

@@ -951,3 +951,46 @@ def test_the_dev_plan_counts_unchanged_resources_as_make_plan_does(run_stack, de
     assert f"No resource changes ({total} resources and {components} components unchanged)." in (
         text
     )
+
+
+# --- make plan-diff ----------------------------------------------------------------------------
+
+
+def _clone_without_main(tmp_path: Path, *, with_origin: bool) -> Path:
+    from tests.github.test_workflow_runs import git, make_repository
+
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    make_repository(origin, head_stack=(ROOT / "Pulumi.dev.yaml").read_text() + "# changed\n")
+    clone = tmp_path / "clone"
+    git("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "work", cwd=clone)
+    if git("branch", "--list", "main", cwd=clone):
+        git("branch", "--quiet", "-D", "main", cwd=clone)
+    if not with_origin:
+        git("remote", "remove", "origin", cwd=clone)
+    return clone
+
+
+def _make_plan_diff_dry_run(clone: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", "plan-diff"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_plan_diff_falls_back_to_origins_main(tmp_path):
+    result = _make_plan_diff_dry_run(_clone_without_main(tmp_path, with_origin=True))
+    assert result.returncode == 0, result.stderr
+    assert "git archive --format=tar 'origin/main'" in result.stdout
+
+
+def test_make_plan_diff_without_any_main_is_one_error_line(tmp_path):
+    result = _make_plan_diff_dry_run(_clone_without_main(tmp_path, with_origin=False))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "make plan-diff: no revision main here, nor origin/main" in result.stderr
