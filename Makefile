@@ -20,12 +20,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@touch $@
 
 # cloud-init is not on PyPI: the tests validate user data with Debian's package. ssh resolves
-# the setup action's SSH config in the tests (ssh -G, which connects nowhere).
+# the setup action's SSH config (ssh -G, which connects nowhere) and jq builds the comment
+# payload when the tests run the workflows' scripts, as on GitHub's runners.
 tools:
-	@command -v cloud-init >/dev/null && command -v ssh >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "make tools: install cloud-init and ssh (Debian/Ubuntu: apt-get install cloud-init openssh-client)" >&2; exit 1; }; \
+	@command -v cloud-init >/dev/null && command -v ssh >/dev/null && command -v jq >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make tools: install cloud-init, ssh and jq (Debian/Ubuntu: apt-get install cloud-init openssh-client jq)" >&2; exit 1; }; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends cloud-init openssh-client >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends cloud-init openssh-client jq >/dev/null; }
 
 # Mermaid's own parser checks the topology diagram in the tests (Node.js 18 or newer).
 $(MERMAID)/node_modules/.package-lock.json: $(MERMAID)/package.json $(MERMAID)/package-lock.json
