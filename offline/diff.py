@@ -122,6 +122,11 @@ _ASSIGNMENT = re.compile(
     r"(?<![A-Za-z0-9_.-])(?P<flag>--?)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<quote>[\"']?)"
     r"(?P<sep>[ \t]*[:=][ \t]*|[ \t]+)"
 )
+# A value that only names a shell variable ("$DB_PASSWORD", ${TOKEN}, file:$key_file) holds no
+# secret: the script reads it at run time.
+_VARIABLE_REFERENCE = re.compile(
+    r"(?:file:)?\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"
+)
 # scheme://user:password@host
 _URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)([^\s/@]+)(@)")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -189,8 +194,8 @@ def _redact_assignments(line: str) -> str:
         # log field: both may hold spaces.
         at_start = not match["flag"] and not line[: match.start()].strip(" \t-\"'{")
         end = _value_end(line, start, whole_line=":" in sep or at_start)
-        if end > start:
-            value = line[start:end]
+        value = line[start:end]
+        if end > start and not _VARIABLE_REFERENCE.fullmatch(value.replace("\\", "").strip("\"'")):
             quote = value[0] if value[0] in "\"'" and value[-1:] == value[0] else ""
             spans.append((start, end, f"{quote}{REDACTED}{quote}"))
         position = max(end, position)

@@ -51,6 +51,8 @@ PASSWORD_KEY = "homelab:immichDatabasePassword"
         pytest.param("a\nDB_PASSWORD=x\nb", "a\nDB_PASSWORD=[secret]\nb", id="multi-line"),
         pytest.param("a\n  tskey-auth-k1-x\nb", "a\n  [secret]\nb", id="multi-line-token"),
         pytest.param("x\n-----BEGIN RSA PRIVATE KEY-----\nabc\n", REDACTED, id="private-key"),
+        pytest.param("--password=pa$word", "--password=[secret]", id="dollar-in-a-password"),
+        pytest.param("DB_PASSWORD=$x1!", "DB_PASSWORD=[secret]", id="not-only-a-variable"),
     ],
 )
 def test_every_form_of_secret_is_redacted(text, expected):
@@ -67,6 +69,8 @@ def test_every_form_of_secret_is_redacted(text, expected):
         pytest.param("bypass=true", id="bypass"),
         pytest.param("error: config key hosts.x: is wrong", id="error-line"),
         pytest.param("line one\nline two", id="multi-line"),
+        pytest.param('tailscale up --auth-key="file:$key_file" --ssh', id="variable-file"),
+        pytest.param("POSTGRES_PASSWORD=${DB_PASSWORD}", id="variable"),
     ],
 )
 def test_ordinary_content_is_not_redacted(text):
