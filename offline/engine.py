@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import runpy
 import sys
 import threading
@@ -128,6 +129,10 @@ class Recording:
 
 ZONE_COUNTS = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-2": 4}
 """Regions with more than the usual three availability zones (AWS's published counts)."""
+
+OUTPUT_STRING_SWITCH = "PULUMI_ERROR_OUTPUT_STRING"
+"""With it set, the SDK raises when an Output is formatted into a string (an f-string, str(),
+"%s") instead of warning and putting a paragraph of placeholder text where the value belongs."""
 
 SECRET_OUTPUTS = {
     "tailscale:index/tailnetKey:TailnetKey": ("key", "tskey-auth"),
@@ -328,9 +333,16 @@ def record(
     pulumi.runtime.set_all_config(config or {}, secret_keys or [])
     # The language host creates the stack resource itself and runs the program inside it.
     settings.set_root_resource(None)
+    # An Output pasted into a string is a bug in the program, never a value: it fails the run.
+    string_switch = os.environ.get(OUTPUT_STRING_SWITCH)
+    os.environ[OUTPUT_STRING_SWITCH] = "true"
     try:
         _sync_await(run_in_stack(program))
     finally:
+        if string_switch is None:
+            os.environ.pop(OUTPUT_STRING_SWITCH, None)
+        else:
+            os.environ[OUTPUT_STRING_SWITCH] = string_switch
         logger.removeHandler(collector)
         _cancel_leftovers(loop)
         workers.shutdown(wait=True)

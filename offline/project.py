@@ -195,15 +195,20 @@ def _replace_secure(key: str, value: Any) -> Any:
     return value
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def _load_yaml(path: Path, project: str = "") -> dict[str, Any]:
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
+        loader = _ConfigLoader(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProjectError(f"{path} does not exist") from None
     except UnicodeDecodeError:
         raise ProjectError(f"{path} is not UTF-8 text") from None
     except OSError as error:
         raise ProjectError(f"{path} cannot be read: {error.strerror}") from None
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_unique_keys(node, path, project)
+        document = loader.construct_document(node) if node is not None else None
     except RecursionError:
         raise ProjectError(f"{path} nests deeper than a config can mean") from None
     except yaml.YAMLError as error:
@@ -211,12 +216,49 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "unreadable"
         raise ProjectError(f"{path} is not valid YAML{where}: {problem}") from None
+    finally:
+        loader.dispose()
     _check_size(document, path)
     if document is None:
         return {}
     if not isinstance(document, dict):
         raise ProjectError(f"{path} must hold a mapping")
     return document
+
+
+def _check_unique_keys(root: yaml.Node, path: Path, project: str) -> None:
+    """Refuse a key written twice in one mapping, naming the config key path it is at."""
+    seen_nodes: set[int] = set()
+    pending: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        node, at = pending.pop()
+        if id(node) in seen_nodes:  # an alias to a node already checked
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending += [(item, (*at, f"[{index}]")) for index, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue  # a complex key is refused later; merge keys are merged later
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in lines:
+                raise ProjectError(_twice(path, project, (*at, key), lines[key], line))
+            lines[key] = line
+            pending.append((value_node, (*at, key)))
+
+
+def _twice(path: Path, project: str, keys: tuple[str, ...], first: int, second: int) -> str:
+    """The message for a key written twice: a config key path when the key is config."""
+    lines = f"lines {first} and {second}"
+    if len(keys) < 2 or keys[0] != "config":
+        return f"{path}: key {'.'.join(keys)} is defined twice ({lines})"
+    namespace, _, name = keys[1].replace(":config:", ":").rpartition(":")
+    top = name if namespace == project else keys[1]
+    dotted = "".join(part if part.startswith("[") else f".{part}" for part in keys[2:])
+    return f"config key {top}{dotted}: is defined twice in {path} ({lines})"
 
 
 def _config_section(document: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -256,7 +298,7 @@ def read_project(directory: Path, stack: str) -> ProjectConfig:
                 declared_secrets.append(_full_key(project, key, project_path, bare_is_project=True))
 
     stack_path = directory / f"Pulumi.{stack}.yaml"
-    stack_file = _load_yaml(stack_path)
+    stack_file = _load_yaml(stack_path, project)
     stack_keys: set[str] = set()
     for key, value in _config_section(stack_file, stack_path).items():
         full = _full_key(project, key, stack_path, bare_is_project=False)

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.docker.apps import RECORDER_HOSTNAME, listening_ports, serves_http
+from components.docker.serve import FUNNEL_PORTS
 
 # DNS labels: hostnames, service names, tag names.
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -46,6 +47,9 @@ _PRIVATE = tuple(
     ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 """RFC 1918: the only ranges a VPC or a home LAN should use (not Tailscale's 100.64.0.0/10)."""
+TAILNET_RANGE = ipaddress.IPv4Network("100.64.0.0/10")
+"""The addresses Tailscale gives devices (shared address space): tailnet traffic, never a LAN or
+a VPC."""
 WSL2_DNS = ("1.1.1.1", "9.9.9.9")
 """WSL2 writes a resolv.conf pointing at its NAT gateway, which containers often cannot reach
 after the laptop sleeps or joins a VPN; its containers use these resolvers unless told otherwise."""
@@ -235,11 +239,14 @@ class ServiceConfig(Model):
             )
         if self.app == "web" and self.version is not None:
             raise KeyPathError("version", "is not for app 'web': pin the tag in image")
-        if not serves_http(self.app) and (self.public or self.proxy == "nginx"):
-            key = "public" if self.public else "proxy"
+        if self.public and not serves_http(self.app):
             raise KeyPathError(
-                key, f"{self.app} does not serve HTTP: it needs proxy serve and no Funnel"
+                "public",
+                f"Funnel serves HTTPS on ports {', '.join(map(str, FUNNEL_PORTS))} only, and "
+                f"{self.app} answers on {', '.join(map(str, listening_ports(self.app)))}",
             )
+        if self.proxy == "nginx" and not serves_http(self.app):
+            raise KeyPathError("proxy", f"{self.app} does not serve HTTP: it needs proxy serve")
         if self.public and self.proxy != "serve":
             raise KeyPathError("public", "Funnel is served by tailscale serve: use proxy serve")
         if self.userspace and self.reaches:
@@ -314,6 +321,12 @@ class HostConfig(Model):
                 raise KeyPathError(
                     "lanAddress", f"{self.lan_address!r} is not {expected}"
                 ) from None
+            if address.subnet_of(TAILNET_RANGE):
+                raise KeyPathError(
+                    "lanAddress",
+                    f"{self.lan_address} lies in the tailnet's range {TAILNET_RANGE}, which "
+                    f"Tailscale routes over the tailnet; expected {expected}",
+                )
             if not is_rfc1918(address):
                 raise KeyPathError("lanAddress", f"{self.lan_address!r} is not {expected}")
         published: dict[int, str] = {}
@@ -416,6 +429,12 @@ class AwsConfig(Model):
             network = ipaddress.IPv4Network(self.vpc_cidr, strict=True)
         except ValueError:
             raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}") from None
+        if network.overlaps(TAILNET_RANGE):
+            raise KeyPathError(
+                "vpcCidr",
+                f"{self.vpc_cidr} overlaps the tailnet's range {TAILNET_RANGE}: the router could "
+                f"not tell VPC addresses from tailnet ones; expected {expected}",
+            )
         if not is_rfc1918(network) or not 16 <= network.prefixlen <= 24:
             raise KeyPathError("vpcCidr", f"{self.vpc_cidr!r} is not {expected}")
         if str(network) != self.vpc_cidr:

@@ -14,6 +14,8 @@ from stacks.config import HomelabConfig, KeyPathError
 CONFIG_KEYS = ("tailnet", "hosts", "aws")
 #: The secret config keys, declared in Pulumi.yaml and set with ``pulumi config set --secret``.
 SECRET_KEYS = ("immichDatabasePassword",)
+#: The providers' credentials: checked like the stack's own secrets when they are set.
+PROVIDER_SECRET_KEYS = ("tailscale:apiKey", "tailscale:oauthClientSecret")
 
 
 class ConfigError(pulumi.RunError):
@@ -34,7 +36,7 @@ def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
     for key in _present_keys(project):
         if key not in CONFIG_KEYS and key not in SECRET_KEYS:
             known = ", ".join((*CONFIG_KEYS, *SECRET_KEYS))
-            raise ConfigError(f"config key {key}: is not a key homelab reads (it reads {known})")
+            raise ConfigError(f"config key {key}: is not a known key (homelab reads {known})")
 
     raw: dict[str, Any] = {}
     for key in CONFIG_KEYS:
@@ -56,15 +58,21 @@ def load_config(config: pulumi.Config | None = None) -> HomelabConfig:
 
     # Read as plain text here only to validate it; the stack hands it on as a secret Output.
     secrets = {}
-    for key in SECRET_KEYS:
-        full_key = f"{project}:{key}"
+    for key in (*SECRET_KEYS, *PROVIDER_SECRET_KEYS):
+        full_key = key if ":" in key else f"{project}:{key}"
         value = pulumi.runtime.get_config(full_key)
-        if value and not pulumi.runtime.is_config_secret(full_key):
+        if value is None:
+            continue
+        if not value.strip():
+            raise ConfigError(
+                f"config key {key}: is empty; set it with pulumi config set --secret {key}"
+            )
+        if not pulumi.runtime.is_config_secret(full_key):
             raise ConfigError(
                 f"config key {key}: must be stored encrypted; set it again with "
                 f"pulumi config set --secret {key}"
             )
-        if value:
+        if key in SECRET_KEYS:
             secrets[key] = value
     raw["secrets"] = secrets
     return parse_config(raw)

@@ -50,7 +50,22 @@ def test_number_keys_become_strings_as_the_cli_passes_them(tmp_path):
     ("text", "fragment"),
     [
         pytest.param(
-            "config:\n  homelab:aws: {a: 1, a: 2}\n", "'a' is defined twice", id="duplicate-key"
+            "config:\n  homelab:aws: {a: 1, a: 2}\n",
+            "config key aws.a: is defined twice in ",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "config:\n  aws:region: eu-central-1\n  aws:region: us-east-1\n",
+            "config key aws:region: is defined twice in ",
+            id="duplicate-provider-key",
+        ),
+        pytest.param(
+            "config: {}\nconfig: {}\n", "Pulumi.dev.yaml: key config is defined twice", id="top"
+        ),
+        pytest.param(
+            "config:\n  homelab:tailnet:\n    rules:\n      - {src: [a], src: [b]}\n",
+            "config key tailnet.rules[0].src: is defined twice in ",
+            id="duplicate-key-in-a-list",
         ),
         pytest.param("config:\n  tailnet: {}\n", "<namespace>:<name>", id="bare-key"),
         pytest.param(
