@@ -135,6 +135,7 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
         "counts": dict(sorted(counts.items())),
         "lookups": dict(sorted(recording.calls.items())),
         "outputs": redact(dict(sorted(recording.outputs.items()))),
+        "diagnostics": list(recording.logs),
     }
 
 
@@ -209,6 +210,8 @@ def render_text(plan: dict[str, Any]) -> str:
     components = sum(1 for r in plan["resources"] if not r["custom"])
     lines.append(f"  (and {components} components, which group the resources above)")
     lines += cost_lines(plan["outputs"].get("costs"))
+    if plan["diagnostics"]:
+        lines += ["", "Diagnostics (pulumi.log):", *(f"  {line}" for line in plan["diagnostics"])]
     lines += ["", "Outputs:"]
     for key, value in plan["outputs"].items():
         if isinstance(value, str) and "\n" in value:
