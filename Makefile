@@ -12,7 +12,7 @@ BASE_REF ?= main
 MERMAID := tests/tools/mermaid
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools plan plan-json plan-diff diagram readme test lint format clean
+.PHONY: setup tools plan plan-json plan-diff diagram readme policy test lint format clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ diagram: $(VENV)/.installed
 
 readme: $(VENV)/.installed
 	@$(PY) -m offline --stack dev --diagram --readme README.md
+
+# The policy pack (policy/) over the offline plan, as `pulumi preview --policy-pack policy` runs it.
+policy: $(VENV)/.installed
+	@$(PY) -m offline.policy_pack --stack $(STACK) $(PLAN_FLAGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

@@ -1,0 +1,516 @@
+"""The policy pack (policy/) over the offline plan: silent on the dev stack, and each deliberately
+broken resource gives the violation it should, under the policy it should.
+
+The pack's policies run in this process through :func:`offline.policy_pack.check`, which hands
+them each recorded resource as the engine hands it to an analyzer. The last tests start the pack
+as the Pulumi CLI does (``python -m pulumi.policy``), a local analyzer server, and talk to it over
+gRPC, so the pack itself, its entry file and its enforcement levels are proven too.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from collections.abc import Callable
+
+import grpc
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+import pulumi_tailscale as tailscale
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+
+from offline.engine import Recording, Registration, Secret, Unknown, record
+from offline.policy_pack import check
+from policy.invariants import PACK_NAME, POLICIES
+from tests.conftest import ROOT
+
+PROTECTED = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+GOOD_INSTANCE = {
+    "ami": "ami-0123456789abcdef0",
+    "metadata_options": {"http_tokens": "required"},
+    "root_block_device": {"encrypted": True},
+}
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["up", "preview"])
+def dev(request) -> Recording:
+    from offline.engine import run_program
+    from offline.project import read_project
+
+    project = read_project(ROOT, "dev")
+    return run_program(
+        ROOT,
+        project=project.project,
+        stack=project.stack,
+        config=project.config,
+        secret_keys=project.secret_keys,
+        preview=request.param,
+    )
+
+
+def test_every_policy_is_mandatory_and_named_once():
+    names = [policy.name for policy in POLICIES]
+    assert len(names) == len(set(names))
+    assert all(policy.enforcement_level == EnforcementLevel.MANDATORY for policy in POLICIES)
+    assert any(isinstance(policy, StackValidationPolicy) for policy in POLICIES)
+    assert any(isinstance(policy, ResourceValidationPolicy) for policy in POLICIES)
+
+
+def test_the_dev_stack_breaks_no_policy(dev):
+    report = check(dev)
+
+    assert report.violations == []
+
+
+def test_in_up_mode_every_policy_could_check_every_resource(dev):
+    report = check(dev)
+
+    if not any(isinstance(value, Unknown) for r in dev.resources for value in r.inputs.values()):
+        assert report.unknown == []
+
+
+# --- Deliberately broken resources -----------------------------------------------------------
+
+
+def _group(**ingress: object) -> Callable[[], None]:
+    def program() -> None:
+        aws.ec2.SecurityGroup("nodes", ingress=[ingress])
+
+    return program
+
+
+def _instance(**changes: object) -> Callable[[], None]:
+    def program() -> None:
+        aws.ec2.Instance("node", **{**GOOD_INSTANCE, "instance_type": "t4g.nano", **changes})
+
+    return program
+
+
+def _gpu_template(spot: bool, **changes: object) -> Callable[[], aws.ec2.LaunchTemplate]:
+    settings = {
+        "image_id": "ami-0123456789abcdef0",
+        "instance_type": "g4dn.xlarge",
+        "instance_market_options": {"market_type": "spot"} if spot else None,
+        "metadata_options": {"http_tokens": "required"},
+        "block_device_mappings": [{"device_name": "/dev/sda1", "ebs": {"encrypted": "true"}}],
+    }
+
+    def program() -> aws.ec2.LaunchTemplate:
+        return aws.ec2.LaunchTemplate("worker", **{**settings, **changes})
+
+    return program
+
+
+def _group_from(
+    template: Callable[[], aws.ec2.LaunchTemplate], on_demand: int | None = None
+) -> Callable[[], None]:
+    """A group of at most one worker; with ``on_demand``, through a mixed instances policy
+    that keeps that percentage of its instances on demand."""
+
+    def program() -> None:
+        launched = template()
+        source: dict[str, object] = {"launch_template": {"id": launched.id, "version": "$Latest"}}
+        if on_demand is not None:
+            source = {
+                "mixed_instances_policy": {
+                    "launch_template": {
+                        "launch_template_specification": {"launch_template_id": launched.id},
+                        "overrides": [{"instance_type": "g5.xlarge"}],
+                    },
+                    "instances_distribution": {
+                        "on_demand_base_capacity": 0,
+                        "on_demand_percentage_above_base_capacity": on_demand,
+                    },
+                }
+            }
+        aws.autoscaling.Group(
+            "worker", min_size=0, max_size=1, availability_zones=["eu-central-1a"], **source
+        )
+
+    return program
+
+
+def _one(factory: Callable[[], object]) -> Callable[[], None]:
+    def program() -> None:
+        factory()
+
+    return program
+
+
+BROKEN = [
+    pytest.param(
+        _group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"]),
+        "no-open-ingress",
+        "ingress[0] lets 0.0.0.0/0 in on tcp 22-22",
+        id="ssh-from-anywhere",
+    ),
+    pytest.param(
+        _group(protocol="-1", from_port=0, to_port=0, ipv6_cidr_blocks=["::/0"]),
+        "no-open-ingress",
+        "::/0",
+        id="everything-from-anywhere-over-ipv6",
+    ),
+    pytest.param(
+        _group(protocol="tcp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"]),
+        "no-open-ingress",
+        "tcp 41641",
+        id="tailscale-port-over-tcp",
+    ),
+    pytest.param(
+        _one(
+            lambda: aws.vpc.SecurityGroupIngressRule(
+                "https",
+                security_group_id="sg-1",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4="0.0.0.0/0",
+            )
+        ),
+        "no-open-ingress",
+        "the rule lets 0.0.0.0/0 in",
+        id="separate-ingress-rule",
+    ),
+    pytest.param(
+        _one(
+            lambda: aws.ec2.SecurityGroupRule(
+                "web",
+                type="ingress",
+                security_group_id="sg-1",
+                protocol="tcp",
+                from_port=80,
+                to_port=80,
+                cidr_blocks=["0.0.0.0/0"],
+            )
+        ),
+        "no-open-ingress",
+        "the rule lets 0.0.0.0/0 in",
+        id="security-group-rule",
+    ),
+    pytest.param(
+        _instance(metadata_options=None),
+        "imdsv2-required",
+        "httpTokens must be 'required'",
+        id="instance-without-metadata-options",
+    ),
+    pytest.param(
+        _instance(metadata_options={"http_tokens": "optional"}),
+        "imdsv2-required",
+        "IMDSv2",
+        id="instance-with-imdsv1",
+    ),
+    pytest.param(
+        _one(_gpu_template(True, metadata_options={"http_tokens": "optional"})),
+        "imdsv2-required",
+        "IMDSv2",
+        id="launch-template-with-imdsv1",
+    ),
+    pytest.param(
+        _one(lambda: aws.ebs.Volume("models", availability_zone="a", size=10, opts=PROTECTED)),
+        "encrypted-volumes",
+        "the volume must be encrypted",
+        id="unencrypted-volume",
+    ),
+    pytest.param(
+        _instance(root_block_device={"encrypted": False}),
+        "encrypted-volumes",
+        "rootBlockDevice must be encrypted",
+        id="unencrypted-root-device",
+    ),
+    pytest.param(
+        _instance(root_block_device=None),
+        "encrypted-volumes",
+        "rootBlockDevice (not set",
+        id="root-device-left-to-the-account",
+    ),
+    pytest.param(
+        _one(
+            _gpu_template(
+                True,
+                block_device_mappings=[{"device_name": "/dev/sdf", "ebs": {"encrypted": "false"}}],
+            )
+        ),
+        "encrypted-volumes",
+        "blockDeviceMappings[0].ebs must be encrypted",
+        id="unencrypted-launch-template-disk",
+    ),
+    pytest.param(
+        _one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1", allocation_id="eipalloc-1")),
+        "no-nat-gateway",
+        "a NAT gateway costs",
+        id="nat-gateway",
+    ),
+    pytest.param(
+        _one(lambda: tailscale.TailnetKey("key", reusable=False, preauthorized=True)),
+        "tailscale-devices-tagged",
+        "the auth key carries no tags",
+        id="untagged-auth-key",
+    ),
+    pytest.param(
+        _one(lambda: tailscale.OauthClient("client", scopes=["auth_keys"])),
+        "tailscale-devices-tagged",
+        "mints device keys but carries no tags",
+        id="untagged-oauth-client",
+    ),
+    pytest.param(
+        _one(lambda: tailscale.TailnetKey("key", tags=["svc-photos"])),
+        "tailscale-devices-tagged",
+        "not tag:<name>",
+        id="tag-without-its-prefix",
+    ),
+    pytest.param(
+        _one(
+            lambda: docker.Container(
+                "sidecar",
+                image="tailscale/tailscale:v1.88.3",
+                envs=["TS_HOSTNAME=photos", "TS_EXTRA_ARGS=--ssh"],
+            )
+        ),
+        "tailscale-devices-tagged",
+        "joins without --advertise-tags",
+        id="sidecar-without-tags",
+    ),
+    pytest.param(
+        _instance(user_data="#!/bin/sh\ntailscale up --auth-key=file:/k --ssh\n"),
+        "tailscale-devices-tagged",
+        "tailscale up without --advertise-tags",
+        id="instance-joining-untagged",
+    ),
+    pytest.param(
+        _one(
+            _gpu_template(
+                True,
+                user_data=base64.b64encode(b"#!/bin/sh\ntailscale up --ssh\n").decode(),
+            )
+        ),
+        "tailscale-devices-tagged",
+        "tailscale up without --advertise-tags",
+        id="launch-template-joining-untagged",
+    ),
+    pytest.param(
+        _instance(instance_type="g4dn.xlarge"),
+        "gpu-workers-on-spot",
+        "g4dn.xlarge has a GPU: it must run on spot",
+        id="on-demand-gpu-instance",
+    ),
+    pytest.param(
+        _one(_gpu_template(False)),
+        "gpu-templates-on-spot",
+        "the launch template must ask for spot",
+        id="on-demand-gpu-launch-template",
+    ),
+    pytest.param(
+        _group_from(_gpu_template(False)),
+        "gpu-templates-on-spot",
+        "g4dn.xlarge has a GPU: the launch template must ask for spot",
+        id="group-from-an-on-demand-template",
+    ),
+    pytest.param(
+        _group_from(_gpu_template(False), on_demand=50),
+        "gpu-templates-on-spot",
+        "starts GPU instances on demand",
+        id="mixed-group-half-on-demand",
+    ),
+    pytest.param(
+        _one(lambda: docker.Volume("photos-volume-library", name="photos-library")),
+        "stateful-resources-protected",
+        "it holds data: protect it",
+        id="unprotected-data-volume",
+    ),
+    pytest.param(
+        _one(lambda: docker.Volume("unnamed")),
+        "stateful-resources-protected",
+        "protect it",
+        id="unprotected-volume-without-a-name",
+    ),
+    pytest.param(
+        _one(
+            lambda: aws.ebs.Volume(
+                "models", availability_zone="eu-central-1a", size=100, encrypted=True
+            )
+        ),
+        "stateful-resources-protected",
+        "protect it",
+        id="unprotected-models-volume",
+    ),
+    pytest.param(
+        _one(lambda: aws.s3.Bucket("models")),
+        "stateful-resources-protected",
+        "protect it",
+        id="unprotected-models-bucket",
+    ),
+]
+
+
+@pytest.mark.parametrize(("program", "policy", "fragment"), BROKEN)
+def test_a_broken_resource_breaks_exactly_its_policy(program, policy, fragment):
+    report = check(record(program))
+
+    assert {violation.policy for violation in report.violations} == {policy}, report.violations
+    assert any(fragment in violation.message for violation in report.violations), [
+        violation.message for violation in report.violations
+    ]
+    assert all(violation.urn.startswith("urn:pulumi:") for violation in report.violations)
+
+
+def test_the_pack_config_can_allow_a_nat_gateway():
+    recording = record(_one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1")))
+
+    report = check(recording, config={"no-nat-gateway": {"allowNatGateway": True}})
+
+    assert report.violations == []
+
+
+def _redesigned_worker() -> None:
+    """A GPU worker as a spot launch template in a group of at most one, models in a bucket."""
+    template = _gpu_template(True)()
+    aws.autoscaling.Group(
+        "worker",
+        min_size=0,
+        max_size=1,
+        availability_zones=["eu-central-1a"],
+        launch_template={"id": template.id, "version": "$Latest"},
+    )
+    aws.s3.Bucket("worker-models", opts=PROTECTED)
+    docker.Volume("photos-volume-certs", name="photos-certs")  # scratch: no protection needed
+
+
+def test_the_launch_template_form_of_a_worker_breaks_no_policy():
+    assert check(record(_redesigned_worker)).violations == []
+
+
+def test_the_tailscale_port_alone_is_open_to_the_world():
+    program = _group(protocol="udp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"])
+
+    assert check(record(program)).violations == []
+
+
+def test_the_scratch_volumes_are_exactly_the_unprotected_ones(dev):
+    from policy.invariants import DOCKER_VOLUME, is_stateful
+
+    for volume in dev.of_type(DOCKER_VOLUME):
+        assert is_stateful(volume.type, volume.inputs) == volume.protect, volume.urn
+
+
+def test_unknown_values_in_a_preview_are_not_passes():
+    def program() -> None:
+        network = docker.Network("net", name="net")
+        aws.ec2.Instance("node", **GOOD_INSTANCE, instance_type="g4dn.xlarge", user_data=network.id)
+
+    report = check(record(program, preview=True))
+
+    assert ("tailscale-devices-tagged", "string value at .userData") in {
+        (unknown.policy, unknown.message[: len("string value at .userData")])
+        for unknown in report.unknown
+    }
+    assert {violation.policy for violation in report.violations} == {"gpu-workers-on-spot"}
+
+
+# --- The pack as the Pulumi CLI runs it ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    """The pack started as the CLI starts it: a local analyzer server on a free port."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "pulumi.policy",
+            "unused-engine-address",
+            str(ROOT / "policy"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(process.stdout.readline().strip())
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def _struct(inputs: dict) -> struct_pb2.Struct:
+    def wire(value):
+        if isinstance(value, Secret):
+            return {rpc._special_sig_key: rpc._special_secret_sig, "value": wire(value.value)}
+        if isinstance(value, Unknown):
+            return rpc.UNKNOWN
+        if isinstance(value, dict):
+            return {key: wire(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [wire(item) for item in value]
+        return value
+
+    struct = struct_pb2.Struct()
+    struct.update(wire(inputs))
+    return struct
+
+
+def _request(resource: Registration) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        urn=resource.urn,
+        name=resource.name,
+        properties=_struct(resource.inputs),
+        options=analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect),
+    )
+
+
+def test_the_started_pack_declares_its_policies_mandatory(analyzer):
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+
+    assert info.name == PACK_NAME
+    assert {policy.name for policy in info.policies} == {policy.name for policy in POLICIES}
+    assert {policy.enforcementLevel for policy in info.policies} == {
+        analyzer_pb2.EnforcementLevel.MANDATORY
+    }
+
+
+def test_the_started_pack_passes_the_dev_stack_and_stops_a_broken_group(analyzer, dev):
+    resources = [
+        analyzer_pb2.AnalyzerResource(
+            type=r.type,
+            urn=r.urn,
+            name=r.name,
+            properties=_struct(r.inputs),
+            options=analyzer_pb2.AnalyzerResourceOptions(protect=r.protect),
+            parent=r.parent,
+            dependencies=r.depends_on,
+        )
+        for r in dev.resources
+    ]
+    stack = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
+    findings = [
+        d
+        for r in dev.resources
+        for d in analyzer.Analyze(_request(r)).diagnostics
+        if "can't run policy" not in d.message  # unknown in a preview: not checked, not failed
+    ]
+    assert list(stack.diagnostics) == []
+    assert findings == []
+
+    broken = record(_group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"]))
+    (group,) = broken.resources
+    (diagnostic,) = analyzer.Analyze(_request(group)).diagnostics
+    assert diagnostic.policyName == "no-open-ingress"
+    assert diagnostic.enforcementLevel == analyzer_pb2.EnforcementLevel.MANDATORY
+    assert "lets 0.0.0.0/0 in on tcp 22-22" in diagnostic.message
+
+
+def test_a_mixed_group_with_no_on_demand_capacity_may_use_a_plain_template():
+    # AWS refuses market options in a template that a mixed instances policy uses.
+    program = _group_from(_gpu_template(False), on_demand=0)
+
+    assert check(record(program)).violations == []
