@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import runpy
@@ -125,6 +126,38 @@ class Recording:
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources are named {name!r}")
         return matches[0]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return {"secret": _canonical(value.value)}
+    if isinstance(value, Unknown):
+        return {"unknown": True}
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def fingerprint(recording: Recording) -> dict[str, str]:
+    """URN -> what the engine compares with the last update, as canonical JSON: the inputs,
+    secrets in clear (their value counts too), and the options."""
+    return {
+        r.urn: json.dumps(
+            {
+                "inputs": _canonical(r.inputs),
+                "parent": r.parent,
+                "provider": r.provider,
+                "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
+                "ignoreChanges": r.ignore_changes,
+                "dependsOn": sorted(r.depends_on),
+            },
+            sort_keys=True,
+        )
+        for r in recording.resources
+    } | {recording.stack_urn: json.dumps(_canonical(recording.outputs), sort_keys=True)}
 
 
 ZONE_COUNTS = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-2": 4}
