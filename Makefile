@@ -12,7 +12,7 @@ BASE_REF ?= main
 MERMAID := tests/tools/mermaid
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup tools plan plan-json plan-diff diagram readme policy test lint format clean
+.PHONY: setup tools plan plan-json plan-diff diagram readme policy bench test lint format clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ readme: $(VENV)/.installed
 # The policy pack (policy/) over the offline plan, as `pulumi preview --policy-pack policy` runs it.
 policy: $(VENV)/.installed
 	@$(PY) -m offline.policy_pack --stack $(STACK) $(PLAN_FLAGS)
+
+# Wall time, memory and lookups of the offline plan at 1x, 10x and 50x the dev stack (a few
+# minutes); prints a Markdown table for the README.
+bench: $(VENV)/.installed
+	@$(PY) bench/benchmark.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

@@ -10,6 +10,7 @@ inputs with their secretness, and the resource options the mock arguments leave 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -166,6 +167,12 @@ ZONE_COUNTS = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-2": 4}
 OUTPUT_STRING_SWITCH = "PULUMI_ERROR_OUTPUT_STRING"
 """With it set, the SDK raises when an Output is formatted into a string (an f-string, str(),
 "%s") instead of warning and putting a paragraph of placeholder text where the value belongs."""
+
+RUN_GC_THRESHOLDS = (100_000, 50, 1000)
+"""Garbage collection during a run. Nearly every object a run makes (resources, Outputs, their
+futures) lives until the run ends, so each full collection would scan all of them again: with
+the default thresholds a plan's time grows faster than its size. With these, young garbage is
+still collected, and the one full collection comes when the run ends."""
 
 SECRET_OUTPUTS = {
     "tailscale:index/tailnetKey:TailnetKey": ("key", "tskey-auth"),
@@ -325,6 +332,11 @@ class _LogCollector(logging.Handler):
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
+def _quiet_about_failed_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if "exception was never retrieved" not in context.get("message", ""):
+        loop.default_exception_handler(context)
+
+
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel what a failed run left waiting on the loop."""
     leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
@@ -369,8 +381,17 @@ def record(
     # An Output pasted into a string is a bug in the program, never a value: it fails the run.
     string_switch = os.environ.get(OUTPUT_STRING_SWITCH)
     os.environ[OUTPUT_STRING_SWITCH] = "true"
+    # What exists before the run (modules, earlier runs' leftovers) is not the run's to scan.
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
     try:
         _sync_await(run_in_stack(program))
+    except BaseException:
+        # The run's error is reported; the futures it failed are not news when they are
+        # collected, which can be long after (its traceback keeps them).
+        loop.set_exception_handler(_quiet_about_failed_futures)
+        raise
     finally:
         if string_switch is None:
             os.environ.pop(OUTPUT_STRING_SWITCH, None)
@@ -380,6 +401,11 @@ def record(
         _cancel_leftovers(loop)
         workers.shutdown(wait=True)
         monitor.close_thread_loops()
+        gc.set_threshold(*thresholds)
+        # The run's garbage goes now, so the next run starts from the same state; what was
+        # frozen is not scanned again.
+        gc.collect()
+        gc.unfreeze()
 
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
     for urn, outputs in monitor.registered_outputs.items():
