@@ -10,6 +10,9 @@ gRPC, so the pack itself, its entry file and its enforcement levels are proven t
 from __future__ import annotations
 
 import base64
+import copy
+import dataclasses
+import functools
 import subprocess
 import sys
 from collections.abc import Callable
@@ -514,3 +517,99 @@ def test_a_mixed_group_with_no_on_demand_capacity_may_use_a_plain_template():
     program = _group_from(_gpu_template(False), on_demand=0)
 
     assert check(record(program)).violations == []
+
+
+def _broken(recording: Recording, name: str, change: Callable[[Registration], None]) -> Recording:
+    """The recording with one of its resources changed (a copy: the fixture stays intact)."""
+    resources = []
+    for resource in recording.resources:
+        resource = dataclasses.replace(resource, inputs=copy.deepcopy(resource.inputs))
+        if resource.name == name:
+            change(resource)
+        resources.append(resource)
+    return dataclasses.replace(recording, resources=resources)
+
+
+def _set(path: str, value: object) -> Callable[[Registration], None]:
+    def change(resource: Registration) -> None:
+        *parents, last = path.split(".")
+        node = resource.inputs
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+
+    return change
+
+
+def _unprotect(resource: Registration) -> None:
+    resource.protect = False
+
+
+DEV_BREAKS = [
+    pytest.param(
+        "router-nodes",
+        _set(
+            "ingress",
+            [{"protocol": "tcp", "fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}],
+        ),
+        "no-open-ingress",
+        id="router-group-open-to-ssh",
+    ),
+    pytest.param(
+        "router-instance",
+        _set("metadataOptions.httpTokens", "optional"),
+        "imdsv2-required",
+        id="router-with-imdsv1",
+    ),
+    pytest.param(
+        "ollama-template",
+        _set("metadataOptions.httpTokens", "optional"),
+        "imdsv2-required",
+        id="worker-template-with-imdsv1",
+    ),
+    pytest.param(
+        "ollama-template",
+        _set("blockDeviceMappings.0.ebs.encrypted", "false"),
+        "encrypted-volumes",
+        id="worker-disk-unencrypted",
+    ),
+    pytest.param(
+        "ollama-group",
+        _set("mixedInstancesPolicy.instancesDistribution.onDemandPercentageAboveBaseCapacity", 100),
+        "gpu-templates-on-spot",
+        id="worker-group-on-demand",
+    ),
+    pytest.param("ollama-models", _unprotect, "stateful-resources-protected", id="models-bucket"),
+    pytest.param(
+        "photos-volume-database", _unprotect, "stateful-resources-protected", id="database"
+    ),
+    pytest.param(
+        "tailnet-quiz-client", _set("tags", []), "tailscale-devices-tagged", id="untagged-client"
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "policy"), DEV_BREAKS)
+def test_breaking_one_resource_of_the_dev_stack_is_caught(name, change, policy):
+    dev_up = _dev_up()
+    assert name in {r.name for r in dev_up.resources}
+
+    report = check(_broken(dev_up, name, change))
+
+    assert {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in report.violations} == {(policy, name)}
+
+
+@functools.cache
+def _dev_up() -> Recording:
+    from offline.engine import run_program
+    from offline.project import read_project
+
+    project = read_project(ROOT, "dev")
+    return run_program(
+        ROOT,
+        project=project.project,
+        stack=project.stack,
+        config=project.config,
+        secret_keys=project.secret_keys,
+        preview=False,
+    )
