@@ -613,3 +613,10 @@ def _dev_up() -> Recording:
         secret_keys=project.secret_keys,
         preview=False,
     )
+
+
+def test_the_types_the_plan_diff_guards_are_types_the_pack_protects():
+    from offline.diff import STATEFUL_TYPES as GUARDED_BY_THE_DIFF
+    from policy.invariants import STATEFUL_TYPES
+
+    assert set(GUARDED_BY_THE_DIFF) <= set(STATEFUL_TYPES)
