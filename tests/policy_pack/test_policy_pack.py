@@ -13,6 +13,7 @@ import base64
 import copy
 import dataclasses
 import functools
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -545,6 +546,14 @@ def _unprotect(resource: Registration) -> None:
     resource.protect = False
 
 
+def _untagged_join(resource: Registration) -> None:
+    """The worker's user data (base64, as a launch template takes it) without its tags."""
+    text = base64.b64decode(resource.inputs["userData"]).decode()
+    assert "--advertise-tags=" in text
+    text = re.sub(r" --advertise-tags=\S+", "", text)
+    resource.inputs["userData"] = base64.b64encode(text.encode()).decode()
+
+
 DEV_BREAKS = [
     pytest.param(
         "router-nodes",
@@ -585,6 +594,9 @@ DEV_BREAKS = [
     ),
     pytest.param(
         "tailnet-quiz-client", _set("tags", []), "tailscale-devices-tagged", id="untagged-client"
+    ),
+    pytest.param(
+        "ollama-template", _untagged_join, "tailscale-devices-tagged", id="worker-joins-untagged"
     ),
 ]
 
