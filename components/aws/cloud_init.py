@@ -519,8 +519,30 @@ apt-get -o DPkg::Lock::Timeout=600 install -y tailscale
     return _cloud_config(document)
 
 
+class _CloudConfigDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """YAML as people read it in a console: scripts and units as literal blocks.
+
+    libyaml's emitter where PyYAML has it (the wheels do), else PyYAML's own; both write the
+    same bytes for the same document.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_CloudConfigDumper.add_representer(str, _represent_str)
+
+
 def _cloud_config(document: dict) -> str:
-    body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
+    body = yaml.dump(
+        document,
+        Dumper=_CloudConfigDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
+    )
     return "#cloud-config\n" + body
 
 

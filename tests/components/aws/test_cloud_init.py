@@ -18,6 +18,7 @@ from components.aws.cloud_init import (
     SYSCTL_FILE,
     Parking,
     TailnetJoin,
+    _represent_str,
     render_router_user_data,
     render_worker_user_data,
     scripts_of,
@@ -467,3 +468,31 @@ def test_the_nat_instance_masquerades_the_private_half_on_every_boot():
     assert "masquerade" in script
     assert ["systemctl", "enable", "--now", "homelab-masquerade.service"] in runcmd_of(user_data)
     assert "nftables" in yaml.safe_load(user_data)["packages"]
+
+
+@pytest.mark.parametrize("name", list(USER_DATA))
+def test_user_data_shows_scripts_as_written_and_reads_back_the_same(name: str):
+    user_data = USER_DATA[name]
+    document = yaml.safe_load(user_data)
+    for item in document["write_files"]:
+        # A literal block: the script's own lines, readable in the EC2 console and in diffs.
+        assert f"  content: |\n    {item['content'].splitlines()[0]}\n" in user_data
+    assert yaml.safe_load(user_data) == document
+
+
+def test_libyaml_and_pure_python_write_the_same_bytes():
+    """Machines without libyaml render the same user data, so they plan no change."""
+
+    class PureDumper(yaml.SafeDumper):
+        pass
+
+    PureDumper.add_representer(str, _represent_str)
+    for name, user_data in USER_DATA.items():
+        body = yaml.dump(
+            yaml.safe_load(user_data),
+            Dumper=PureDumper,
+            sort_keys=False,
+            default_flow_style=False,
+            width=1000,
+        )
+        assert "#cloud-config\n" + body == user_data, name
