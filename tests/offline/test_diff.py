@@ -710,7 +710,7 @@ def test_read_plan_reads_what_the_plan_command_writes(tmp_path, run_stack, dev_p
 
 
 def test_plan_files_larger_than_any_plan_are_refused_unread(tmp_path, monkeypatch):
-    monkeypatch.setattr("offline.diff.MAX_PLAN_BYTES", 1_000)
+    monkeypatch.setattr("offline.diff.read.MAX_PLAN_BYTES", 1_000)
     path = tmp_path / "big.json"
     path.write_text(json.dumps(plan(*(resource("t:a/b:C", f"r{i}") for i in range(20)))))
     with pytest.raises(PlanError, match="is larger than 1,000 bytes"):
