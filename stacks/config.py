@@ -117,6 +117,16 @@ def _tag(value: str) -> str:
     return value
 
 
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def _a_price(value: object) -> object:
+    # `pulumi config set --path` stores a decimal such as 0.35 as the text "0.35".
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return float(value)
+    return _a_number(value)
+
+
 def _a_number(value: object) -> object:
     # YAML's true is not the number 1, and "8080" in quotes is text: both are mistakes here.
     if isinstance(value, bool):
@@ -374,7 +384,7 @@ class WorkerConfig(Model):
 
     workload: Literal["ollama", "fooocus", "whisper"]
     instance_type: str = "g4dn.xlarge"
-    max_spot_price: Annotated[float, BeforeValidator(_a_number)] = Field(
+    max_spot_price: Annotated[float, BeforeValidator(_a_price)] = Field(
         default=0.35, ge=0.001, le=10, allow_inf_nan=False, description="USD per hour."
     )
     models_gib: Number = Field(

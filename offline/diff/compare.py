@@ -227,14 +227,20 @@ def _option_changes(base: dict[str, Any], head: dict[str, Any]) -> list[Change]:
     return changes
 
 
+SCRATCH_VOLUME_SUFFIXES = ("-tailscale-socket", "-certs")
+"""Docker volumes a sidecar service keeps nothing of value in: tailscaled's socket, and the
+certificates its renewer fetches again. The policy pack names the same ones."""
+
+
 def is_stateful(resource: dict[str, Any]) -> bool:
-    """A resource that holds data: a type of :data:`STATEFUL_TYPES`, or protected, or
-    retained on delete."""
-    return (
-        resource["type"] in STATEFUL_TYPES
-        or bool(resource.get("protect"))
-        or bool(resource.get("retainOnDelete"))
-    )
+    """A resource that holds data: a type of :data:`STATEFUL_TYPES` (but a scratch Docker
+    volume), or protected, or retained on delete."""
+    if resource.get("protect") or resource.get("retainOnDelete"):
+        return True
+    if resource["type"] == "docker:index/volume:Volume":
+        name = resource.get("inputs", {}).get("name")
+        return not (isinstance(name, str) and name.endswith(SCRATCH_VOLUME_SUFFIXES))
+    return resource["type"] in STATEFUL_TYPES
 
 
 def resource_diff(

@@ -255,6 +255,7 @@ def run_workflows(tmp_path: Path, head_stack: str) -> Runs:
         {
             "github.sha": merge,
             "github.event.pull_request.number": str(PR_NUMBER),
+            "vars.PLAN_STACK || 'dev'": "dev",
             "github.event.pull_request.head.sha": pr_head,
         },
         artifacts,

@@ -465,6 +465,15 @@ def test_a_removed_stateful_resource_is_flagged_with_its_fate(options, fate):
     assert fate in warning.message
 
 
+@pytest.mark.parametrize("name", ["media-certs", "media-tailscale-socket"])
+def test_a_removed_scratch_volume_is_no_data_loss(name):
+    """Switching a service from nginx to serve removes its certificate volume: nothing lost."""
+    base = plan(resource("docker:index/volume:Volume", name, inputs={"name": name}))
+    diff = diff_plans(base, plan())
+    assert diff.warnings == ()
+    assert not diff.removed[0].stateful
+
+
 def test_a_moved_volume_is_recognised_and_aliases_suggested():
     base = plan(resource("docker:index/volume:Volume", "old", inputs={"name": "v"}))
     head = plan(resource("docker:index/volume:Volume", "new", inputs={"name": "v"}))

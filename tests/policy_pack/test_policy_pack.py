@@ -632,3 +632,10 @@ def test_the_types_the_plan_diff_guards_are_types_the_pack_protects():
     from policy.invariants import STATEFUL_TYPES
 
     assert set(GUARDED_BY_THE_DIFF) <= set(STATEFUL_TYPES)
+
+
+def test_the_plan_diff_and_the_pack_agree_on_scratch_volumes():
+    from offline.diff.compare import SCRATCH_VOLUME_SUFFIXES as SCRATCH_IN_THE_DIFF
+    from policy.invariants import SCRATCH_VOLUME_SUFFIXES
+
+    assert SCRATCH_IN_THE_DIFF == SCRATCH_VOLUME_SUFFIXES

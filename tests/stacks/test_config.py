@@ -845,6 +845,22 @@ def test_defaults_are_applied() -> None:
     assert config.secrets.immich_database_password is None
 
 
+def test_a_price_written_by_pulumi_config_set_path_is_a_number() -> None:
+    """`pulumi config set --path aws.workers.ollama.maxSpotPrice 0.4` stores the text "0.4"."""
+    raw = dev_raw()
+    put(f"{OLLAMA}.maxSpotPrice", "0.4")(raw)
+    config = parse_config(raw)
+    assert config.aws is not None
+    assert config.aws.workers["ollama"].max_spot_price == 0.4
+
+
+def test_a_price_in_words_is_still_refused() -> None:
+    raw = dev_raw()
+    put(f"{OLLAMA}.maxSpotPrice", "cheap")(raw)
+    with pytest.raises(ConfigError, match="expected a number, not the text 'cheap'"):
+        parse_config(raw)
+
+
 def test_router_defaults_when_the_dev_stack_leaves_it_out() -> None:
     raw = dev_raw()
     del raw["aws"]["router"]
