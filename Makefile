@@ -8,6 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
 PLAN_FLAGS ?=
+BENCH_FLAGS ?=
 BASE_REF ?= main
 MERMAID := tests/tools/mermaid
 export PATH := $(abspath $(VENV))/bin:$(PATH)
@@ -73,7 +74,7 @@ policy: $(VENV)/.installed
 # Wall time, memory and lookups of the offline plan at 1x, 10x and 50x the dev stack (a few
 # minutes); prints a Markdown table for the README.
 bench: $(VENV)/.installed
-	@$(PY) bench/benchmark.py
+	@$(PY) bench/benchmark.py $(BENCH_FLAGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

@@ -247,10 +247,16 @@ def _verdicts(results: list[dict[str, Any]], ratios: dict[str, list[float]]) -> 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
 
-    return [
+    lines = [
         f"- {dev['case']} plan / bare registration: {ratio:.2f}x, from {min(spread):.2f}x to "
         f"{max(spread):.2f}x in {len(spread)} processes (target at most {TARGET_RATIO}x): "
         f"{verdict(ratio <= TARGET_RATIO)}",
+    ]
+    if len(results) < 2:
+        # Growth and constancy need two stacks of different sizes.
+        return lines
+    return [
+        *lines,
         f"- time per resource, {big['case']} over {dev['case']}: {growth:.2f}x "
         f"(linear: at most {LINEAR_SLACK}x): "
         f"{verdict(growth <= LINEAR_SLACK)}",
