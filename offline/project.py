@@ -96,6 +96,22 @@ _ConfigLoader.add_implicit_resolver(
     list("-+.0123456789"),
 )
 
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    # The CLI's YAML reads 017620 as octal (8080); YAML 1.2 as decimal. Neither guess is safe.
+    if re.fullmatch(r"[-+]?0[0-9]+", node.value):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{node.value} has a leading zero, which YAML readers take for decimal or octal: "
+            "write it without",
+            node.start_mark,
+        )
+    return loader.construct_yaml_int(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
 MAX_ITEMS = 100_000
 """More values than any home lab has: a stack file past it is an alias bomb or a mistake."""
 MAX_DEPTH = 64
@@ -132,9 +148,16 @@ def _text(key: str, value: Any, path: Path) -> str:
         ) from None
 
 
+def _key_text(key: Any) -> str:
+    """A key as the CLI writes it: ``true`` stays ``true``, not Python's ``True``."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)
+
+
 def _string_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _string_keys(v) for k, v in value.items()}
+        return {_key_text(k): _string_keys(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_string_keys(v) for v in value]
     return value

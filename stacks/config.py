@@ -64,7 +64,9 @@ _DOCKER_URL = re.compile(
     r"|unix:///\S+"
     rf"|tcp://{_HOST}:(?P<tcp_port>[0-9]{{1,5}})"
 )
-_ARM_INSTANCE = re.compile(r"[a-z]+[0-9]+g[a-z]*\.[a-z0-9]+")
+_SIZE = re.compile(r"nano|micro|small|medium|large|[0-9]*xlarge|metal(?:-[0-9]+xl)?")
+"""The sizes EC2 names its instance types by: nano to 48xlarge, and metal."""
+_ARM_INSTANCE = re.compile(r"[a-z]+[0-9]+g[a-z]*\.(?:" + _SIZE.pattern + ")")
 """Graviton (arm64) instance types, which the router's arm64 image needs: t4g.nano, c7g.large."""
 NVIDIA_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "gr6", "p4d", "p4de", "p5")
 """Instance families with NVIDIA GPUs that AWS's GPU image supports, which the workers need."""
@@ -127,6 +129,12 @@ def _a_price(value: object) -> object:
     return _a_number(value)
 
 
+def _a_whole_number(value: object) -> object:
+    if isinstance(value, float):
+        raise ValueError(f"expected a whole number, not {value!r}")
+    return _a_number(value)
+
+
 def _a_number(value: object) -> object:
     # YAML's true is not the number 1, and "8080" in quotes is text: both are mistakes here.
     if isinstance(value, bool):
@@ -156,7 +164,7 @@ Label = Annotated[str, AfterValidator(_label)]
 Image = Annotated[str, AfterValidator(_image)]
 Tag = Annotated[str, AfterValidator(_tag)]
 Login = Annotated[str, AfterValidator(_email)]
-Number = Annotated[int, BeforeValidator(_a_number)]
+Number = Annotated[int, BeforeValidator(_a_whole_number)]
 Port = Annotated[Number, Field(ge=1, le=65535)]
 
 
@@ -323,6 +331,18 @@ class HostConfig(Model):
             )
         if not is_tcp and self.cert_path is not None:
             raise KeyPathError("certPath", "is only for tcp:// endpoints")
+        if is_tcp and not self.cert_path.startswith("/"):
+            # An empty path would turn TLS off; a relative one depends on where pulumi runs.
+            raise KeyPathError(
+                "certPath",
+                f"{self.cert_path!r} is not an absolute path to a directory with ca.pem, "
+                "cert.pem and key.pem",
+            )
+        if self.dns == []:
+            raise KeyPathError(
+                "dns",
+                "lists no resolver: name at least one, or leave dns out for the defaults",
+            )
         if self.lan_address is not None:
             expected = "an IPv4 address in a private LAN range (10/8, 172.16/12, 192.168/16)"
             try:
@@ -412,7 +432,7 @@ class WorkerConfig(Model):
 
 def _check_gpu_type(instance_type: str) -> None:
     family, dot, size = instance_type.partition(".")
-    if not dot or not size or family not in NVIDIA_GPU_FAMILIES:
+    if not dot or not _SIZE.fullmatch(size) or family not in NVIDIA_GPU_FAMILIES:
         raise KeyPathError(
             "instanceType",
             f"{instance_type!r} is not an instance type with an NVIDIA GPU (families: "
@@ -498,8 +518,10 @@ class HomelabConfig(Model):
                 f"hosts.{recorders[0]} already runs the session recorder; the tailnet has one",
             )
 
+        admins = {admin.lower() for admin in self.tailnet.admins}
         for index, member in enumerate(self.tailnet.members):
-            if member in self.tailnet.admins:
+            # Tailscale compares logins without case.
+            if member.lower() in admins:
                 raise KeyPathError(
                     f"tailnet.members[{index}]",
                     f"{member} is already an admin; a login is one or the other",

@@ -324,18 +324,40 @@ def _tests(
     return tests
 
 
+TAILNET_RANGES = (
+    ipaddress.ip_network("100.64.0.0/10"),
+    ipaddress.ip_network("fd7a:115c:a1e0::/48"),
+)
+"""The addresses Tailscale gives devices: a rule naming a network that overlaps them may name
+any device."""
+
+
+def _covers_devices(entry: str) -> bool:
+    """Whether a rule's source or host stands for any device: ``*``, or an address range that
+    overlaps the tailnet's."""
+    if entry == "*":
+        return True
+    try:
+        network = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return any(network.overlaps(block) for block in TAILNET_RANGES)
+
+
 def _opened_by_rules(rules: Sequence[Rule], sources: set[str], tags: Sequence[str]) -> set[str]:
     """The tags that the user's rules open to any of ``sources`` (on any port).
 
-    Wildcards count: ``*`` as a source or a host, ``autogroup:tagged`` for tagged sources and
-    ``autogroup:member`` for members.
+    Wildcards count: ``*`` or an address range that overlaps the tailnet's, as a source or a
+    host, ``autogroup:tagged`` for tagged sources and ``autogroup:member`` for members. Logins
+    compare without case, as Tailscale compares them.
     """
+    wanted = {source.lower() for source in sources}
 
     def applies(rule: Rule) -> bool:
-        src = set(rule.src)
+        src = {entry.lower() for entry in rule.src}
         return bool(
-            src & sources
-            or "*" in src
+            src & wanted
+            or any(_covers_devices(entry) for entry in src)
             or ("autogroup:tagged" in src and any(s.startswith("tag:") for s in sources))
         )
 
@@ -345,7 +367,8 @@ def _opened_by_rules(rules: Sequence[Rule], sources: set[str], tags: Sequence[st
             continue
         for dst in rule.dst:
             host = dst.rpartition(":")[0]
-            opened |= set(tags) if host in ("*", "autogroup:tagged") else {host}
+            wide = host == "autogroup:tagged" or _covers_devices(host)
+            opened |= set(tags) if wide else {host}
     return opened
 
 

@@ -46,6 +46,20 @@ def test_number_keys_become_strings_as_the_cli_passes_them(tmp_path):
     }
 
 
+def test_boolean_and_null_keys_keep_the_names_the_cli_gives_them(tmp_path):
+    directory = project_with(tmp_path, "config:\n  homelab:hosts:\n    true: {}\n    null: {}\n")
+    assert json.loads(read_project(directory, "dev").config["homelab:hosts"]) == {
+        "true": {},
+        "null": {},
+    }
+
+
+def test_a_number_with_a_leading_zero_is_refused_not_guessed(tmp_path):
+    directory = project_with(tmp_path, "config:\n  homelab:port: 017620\n")
+    with pytest.raises(ProjectError, match="017620 has a leading zero"):
+        read_project(directory, "dev")
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

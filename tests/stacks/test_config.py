@@ -543,6 +543,60 @@ INVALID = [
         "must use TLS",
     ),
     case(
+        "tcp-endpoint-with-an-empty-cert-path",
+        lambda raw: (
+            put("hosts.tequila.docker", "tcp://tequila:2376")(raw),
+            put("hosts.tequila.certPath", "")(raw),
+        ),
+        "hosts.tequila.certPath",
+        "not an absolute path",
+    ),
+    case(
+        "tcp-endpoint-with-a-relative-cert-path",
+        lambda raw: (
+            put("hosts.tequila.docker", "tcp://tequila:2376")(raw),
+            put("hosts.tequila.certPath", "keys/tequila")(raw),
+        ),
+        "hosts.tequila.certPath",
+        "not an absolute path",
+    ),
+    case(
+        "dns-empty-on-wsl2",
+        put("hosts.tequila.dns", []),
+        "hosts.tequila.dns",
+        "lists no resolver",
+    ),
+    case(
+        "port-written-as-a-fraction",
+        put(f"{QUIZ}.port", 8080.5),
+        f"{QUIZ}.port",
+        "expected a whole number",
+    ),
+    case(
+        "key-expiry-written-as-a-float",
+        put("tailnet.keyExpiryDays", 180.0),
+        "tailnet.keyExpiryDays",
+        "expected a whole number",
+    ),
+    case(
+        "worker-size-ec2-does-not-have",
+        put(f"{OLLAMA}.instanceType", "g4dn.huge"),
+        f"{OLLAMA}.instanceType",
+        "not an instance type with an NVIDIA GPU",
+    ),
+    case(
+        "router-size-ec2-does-not-have",
+        put("aws.router.instanceType", "t4g.plural"),
+        "aws.router.instanceType",
+        "not an arm64",
+    ),
+    case(
+        "member-who-is-an-admin-in-other-case",
+        put("tailnet.members", ["Admin@Example.com"]),
+        "tailnet.members[0]",
+        "is already an admin",
+    ),
+    case(
         "cert-path-on-an-ssh-endpoint",
         put("hosts.tequila.certPath", "/keys/tequila"),
         "hosts.tequila.certPath",

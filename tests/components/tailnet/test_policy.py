@@ -305,6 +305,22 @@ def test_a_rule_for_a_device_moves_its_deny_test_to_a_host_the_rule_leaves_close
     assert a_test["deny"] == ["tag:svc-c:443"]
 
 
+def test_a_rule_from_the_tailnets_addresses_opens_ssh_for_members_too():
+    rule = Rule(src=("100.64.0.0/10",), dst=(f"{SERVICE}:22",))
+    policy = render_policy(PEOPLE, PIECES, [rule])
+    for test in policy["tests"]:
+        assert f"{SERVICE}:22" not in test.get("deny", []), test
+
+
+def test_a_rule_naming_a_member_in_other_case_still_counts():
+    member = sorted(PEOPLE.members)[0]
+    rule = Rule(src=(member.upper(),), dst=(f"{SERVICE}:22",))
+    (member_test,) = [
+        test for test in render_policy(PEOPLE, PIECES, [rule])["tests"] if test["src"] == member
+    ]
+    assert f"{SERVICE}:22" not in member_test.get("deny", [])
+
+
 @pytest.mark.parametrize(
     "rule",
     [
