@@ -488,7 +488,9 @@ def render_markdown(
 def render_failure(label: str, error: str, *, limit: int = COMMENT_LIMIT) -> str:
     """The report when a revision's plan fails: its last error lines, redacted, as many as
     fit under ``limit``."""
-    lines = [cut(redact_text(line), VALUE_WIDTH) for line in error.strip().splitlines()[-20:]]
+    # The whole text first: a private key or a value below its key spans several lines.
+    shown = redact_text(error.strip())
+    lines = [cut(line, VALUE_WIDTH) for line in shown.splitlines()[-20:]]
     lines = lines or ["(no output)"]
     while True:
         body = [

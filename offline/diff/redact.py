@@ -39,25 +39,38 @@ _SECRET_KEY_ENDINGS = (
     "connectionstring",
     "authorization",
     "dsn",
+    "encryptionkey",
+    "signingkey",
+    "masterkey",
+    "accountkey",
+    "secretkeybase",
 )
 _NOT_SECRET_ENDINGS = ("bypass", "compass")
 # Values that are credentials wherever they appear: a line holding one is shown as [secret].
 _SECRET_VALUE = re.compile(
     r"tskey-[A-Za-z0-9-]+"  # Tailscale auth keys, OAuth client secrets and API keys
-    r"|-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
+    r"|-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"  # PEM and PGP private keys
+    r"|\bLS0tLS1CRUdJTi"  # a PEM block, base64-encoded again
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key ids, long-lived and temporary
     r"|\bgh[opsur]_[A-Za-z0-9]{20,}"  # GitHub tokens
     r"|\bgithub_pat_[A-Za-z0-9_]{20,}"  # GitHub fine-grained tokens
     r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack tokens
     r"|\bpul-[0-9a-f]{40}\b"  # Pulumi access tokens
     r"|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."  # JSON web tokens
+    r"|\bglpat-[A-Za-z0-9_-]{20,}"  # GitLab tokens
+    r"|\b[sr]k_live_[A-Za-z0-9]{16,}"  # Stripe live keys
+    r"|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"  # OpenAI-style API keys
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
+    r"|\bnpm_[A-Za-z0-9]{36}"  # npm tokens
+    r"|\bhf_[A-Za-z0-9]{30,}"  # Hugging Face tokens
+    r"|hooks\.slack\.com/services/"  # Slack webhooks: the URL is the credential
     r"|offline-placeholder-for-"  # what the offline plan stands in for a real secret
 )
-_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 # NAME=value, NAME: value, "NAME": "value", --NAME=value, --NAME value: the name is checked
 # with secret_key(), the value found by _value_end().
 _ASSIGNMENT = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?P<flag>--?)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<quote>[\"']?)"
+    r"(?<![A-Za-z0-9_.-])(?P<flag>--?)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<quote>\\?[\"']?)"
     r"(?P<sep>[ \t]*[:=][ \t]*|[ \t]+)"
 )
 # A value that only names a shell variable ("$DB_PASSWORD", ${TOKEN}, file:$key_file) holds no
@@ -65,8 +78,23 @@ _ASSIGNMENT = re.compile(
 _VARIABLE_REFERENCE = re.compile(
     r"(?:file:)?\$(?:[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})"
 )
-# scheme://user:password@host
-_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)([^\s/@]+)(@)")
+# scheme://user:password@host, up to the last @ before the host (a password may hold one)
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:)([^\s/]+)(@)")
+# <password>value</password>
+_XML_ELEMENT = re.compile(r"<(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)>(?P<value>[^<]*)</(?P=name)>")
+# curl -u user:password, --user user:password
+_USER_OPTION = re.compile(r"(?<!\S)(-u|--user)([ \t]+|=)([^\s:]+):(\S+)")
+# A secret key with no value on its line (`password:`, `password: |`): the value is the lines
+# indented below it.
+_KEY_ABOVE_VALUE = re.compile(
+    r"(?P<indent>[ \t]*)(?:-[ \t]+)?[\"']?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)[\"']?[ \t]*:"
+    r"[ \t]*(?:[|>][+-]?[0-9]?)?[ \t]*"
+)
+# NAME=value and --NAME=value in a name, and NAME: value with a space (a type such as
+# aws:secretsmanager/secret:Secret has none).
+_NAME_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_])(?:--?)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=|: )(?P<value>\S+)"
+)
 
 
 def secret_key(name: str) -> bool:
@@ -126,6 +154,11 @@ def _redact_line(line: str) -> str:
         indent = line[: len(line) - len(line.lstrip())]
         return indent + REDACTED
     line = _URL_CREDENTIALS.sub(rf"\g<1>{REDACTED}\g<3>", line)
+    line = _USER_OPTION.sub(rf"\g<1>\g<2>\g<3>:{REDACTED}", line)
+    line = _XML_ELEMENT.sub(
+        lambda m: m[0] if not secret_key(m["name"]) else f"<{m['name']}>{REDACTED}</{m['name']}>",
+        line,
+    )
     return _redact_assignments(line)
 
 
@@ -138,7 +171,19 @@ def redact_text(text: str) -> str:
         return _redact_line(text)
     if _PRIVATE_KEY.search(text):
         return REDACTED
-    return "\n".join(_redact_line(line) for line in text.split("\n"))
+    shown: list[str] = []
+    hidden_below: int | None = None  # the indent of a secret key whose value is below it
+    for line in text.split("\n"):
+        indent = len(line) - len(line.lstrip(" \t"))
+        if hidden_below is not None and (not line.strip() or indent > hidden_below):
+            shown.append(line[:indent] + REDACTED if line.strip() else line)
+            continue
+        hidden_below = None
+        key = _KEY_ABOVE_VALUE.fullmatch(line)
+        if key is not None and secret_key(key["name"]):
+            hidden_below = len(key["indent"])
+        shown.append(_redact_line(line))
+    return "\n".join(shown)
 
 
 def redact_name(name: str) -> str:
@@ -146,7 +191,15 @@ def redact_name(name: str) -> str:
     they are not assignments (``aws:secretsmanager/secret:Secret`` is a type, not a secret)."""
     if _SECRET_VALUE.search(name):
         return REDACTED
-    return _URL_CREDENTIALS.sub(rf"\g<1>{REDACTED}\g<3>", name)
+    name = _URL_CREDENTIALS.sub(rf"\g<1>{REDACTED}\g<3>", name)
+    return _NAME_ASSIGNMENT.sub(
+        lambda m: (
+            m[0]
+            if not secret_key(m["name"])
+            else f"{m[0][: m.start('value') - m.start()]}{REDACTED}"
+        ),
+        name,
+    )
 
 
 def secret_child(parent: dict[str, Any], key: str) -> bool:

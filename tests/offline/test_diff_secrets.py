@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from offline.diff import REDACTED, diff_plans, redact, redact_text, render_markdown
+from offline.diff.redact import redact_name
 from offline.plan import build_plan
 from offline.project import fingerprint, placeholder, read_project
 from tests.offline.test_diff import plan, report, resource, run_diff
@@ -53,6 +54,26 @@ PASSWORD_KEY = "homelab:immichDatabasePassword"
         pytest.param("x\n-----BEGIN RSA PRIVATE KEY-----\nabc\n", REDACTED, id="private-key"),
         pytest.param("--password=pa$word", "--password=[secret]", id="dollar-in-a-password"),
         pytest.param("DB_PASSWORD=$x1!", "DB_PASSWORD=[secret]", id="not-only-a-variable"),
+        pytest.param("a\npassword:\n  hunter2", "a\npassword:\n  [secret]", id="value-below"),
+        pytest.param(
+            "db:\n  password: |\n    hunter2\n  host: db",
+            "db:\n  password: [secret]\n    [secret]\n  host: db",
+            id="yaml-block-below",
+        ),
+        pytest.param("-----BEGIN PGP PRIVATE KEY BLOCK-----\nabc", REDACTED, id="pgp-key"),
+        pytest.param("LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t", REDACTED, id="base64-pem"),
+        pytest.param("curl -u admin:hunter2 x", "curl -u admin:[secret] x", id="curl-user"),
+        pytest.param(
+            "postgres://app:pa@ss@db:5432/x", "postgres://app:[secret]@db:5432/x", id="at-in-url"
+        ),
+        pytest.param("SECRET_KEY_BASE=abc", "SECRET_KEY_BASE=[secret]", id="secret-key-base"),
+        pytest.param("ENCRYPTION_KEY=abc", "ENCRYPTION_KEY=[secret]", id="encryption-key"),
+        pytest.param("<password>abc</password>", "<password>[secret]</password>", id="xml"),
+        pytest.param('{\\"password\\":\\"abc\\"}', '{\\"password\\":[secret]', id="escaped-json"),
+        pytest.param("glpat-abcdefghijklmnopqrstuvwx", REDACTED, id="gitlab"),
+        pytest.param("sk-proj-abcdefghijklmnopqrstuvwxyz", REDACTED, id="openai-style"),
+        pytest.param("hf_abcdefghijklmnopqrstuvwxyz0123456", REDACTED, id="hugging-face"),
+        pytest.param("https://hooks.slack.com/services/T0/B0/x", REDACTED, id="slack-webhook"),
     ],
 )
 def test_every_form_of_secret_is_redacted(text, expected):
@@ -71,6 +92,8 @@ def test_every_form_of_secret_is_redacted(text, expected):
         pytest.param("line one\nline two", id="multi-line"),
         pytest.param('tailscale up --auth-key="file:$key_file" --ssh', id="variable-file"),
         pytest.param("POSTGRES_PASSWORD=${DB_PASSWORD}", id="variable"),
+        pytest.param("docker run -p 127.0.0.1:8080:8080 image", id="port-mapping"),
+        pytest.param("db:\n  password_file: /run/secrets/db\n  host: db", id="a-path-to-a-secret"),
     ],
 )
 def test_ordinary_content_is_not_redacted(text):
@@ -180,6 +203,30 @@ def test_a_secret_line_that_changes_in_text_is_said_to_change():
     assert "~ userData (text): a secret line in it changes" in text
     assert "TOKEN=1" not in text
     assert "TOKEN=2" not in text
+
+
+@pytest.mark.parametrize(
+    "name", ["db--password=hunter2", "password: hunter2", "--password=hunter2", "x?token=hunter2"]
+)
+def test_names_keys_and_urns_are_redacted_like_values(name):
+    assert "hunter2" not in redact_name(name)
+
+
+def test_a_type_in_a_name_is_not_taken_for_an_assignment():
+    urn = "urn:pulumi:dev::homelab::x$aws:secretsmanager/secret:Secret::db"
+    assert redact_name(urn) == urn
+
+
+def test_the_report_of_a_failed_plan_hides_a_whole_private_key(tmp_path):
+    error = tmp_path / "head.err"
+    error.write_text(
+        "Traceback:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+        "-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    result = run_diff("--failed", "head.err", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in result.stdout
+    assert "END OPENSSH" not in result.stdout
 
 
 def test_the_report_of_a_failed_plan_redacts_indented_assignments(tmp_path):
