@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable
 
 import grpc
-import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 import pulumi_tailscale as tailscale
@@ -33,13 +32,17 @@ from offline.engine import Recording, Registration, Secret, Unknown, record
 from offline.policy_pack import check
 from policy.invariants import PACK_NAME, POLICIES
 from tests.conftest import ROOT
-
-PROTECTED = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
-GOOD_INSTANCE = {
-    "ami": "ami-0123456789abcdef0",
-    "metadata_options": {"http_tokens": "required"},
-    "root_block_device": {"encrypted": True},
-}
+from tests.policy_pack.programs import (
+    GOOD_INSTANCE,
+    PROTECTED,
+    gpu_template,
+    group,
+    group_from,
+    instance,
+    mixed_policy,
+    one,
+    security_group,
+)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["up", "preview"])
@@ -82,92 +85,27 @@ def test_in_up_mode_every_policy_could_check_every_resource(dev):
 # --- Deliberately broken resources -----------------------------------------------------------
 
 
-def _group(**ingress: object) -> Callable[[], None]:
-    def program() -> None:
-        aws.ec2.SecurityGroup("nodes", ingress=[ingress])
-
-    return program
-
-
-def _instance(**changes: object) -> Callable[[], None]:
-    def program() -> None:
-        aws.ec2.Instance("node", **{**GOOD_INSTANCE, "instance_type": "t4g.nano", **changes})
-
-    return program
-
-
-def _gpu_template(spot: bool, **changes: object) -> Callable[[], aws.ec2.LaunchTemplate]:
-    settings = {
-        "image_id": "ami-0123456789abcdef0",
-        "instance_type": "g4dn.xlarge",
-        "instance_market_options": {"market_type": "spot"} if spot else None,
-        "metadata_options": {"http_tokens": "required"},
-        "block_device_mappings": [{"device_name": "/dev/sda1", "ebs": {"encrypted": "true"}}],
-    }
-
-    def program() -> aws.ec2.LaunchTemplate:
-        return aws.ec2.LaunchTemplate("worker", **{**settings, **changes})
-
-    return program
-
-
-def _group_from(
-    template: Callable[[], aws.ec2.LaunchTemplate], on_demand: int | None = None
-) -> Callable[[], None]:
-    """A group of at most one worker; with ``on_demand``, through a mixed instances policy
-    that keeps that percentage of its instances on demand."""
-
-    def program() -> None:
-        launched = template()
-        source: dict[str, object] = {"launch_template": {"id": launched.id, "version": "$Latest"}}
-        if on_demand is not None:
-            source = {
-                "mixed_instances_policy": {
-                    "launch_template": {
-                        "launch_template_specification": {"launch_template_id": launched.id},
-                        "overrides": [{"instance_type": "g5.xlarge"}],
-                    },
-                    "instances_distribution": {
-                        "on_demand_base_capacity": 0,
-                        "on_demand_percentage_above_base_capacity": on_demand,
-                    },
-                }
-            }
-        aws.autoscaling.Group(
-            "worker", min_size=0, max_size=1, availability_zones=["eu-central-1a"], **source
-        )
-
-    return program
-
-
-def _one(factory: Callable[[], object]) -> Callable[[], None]:
-    def program() -> None:
-        factory()
-
-    return program
-
-
 BROKEN = [
     pytest.param(
-        _group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"]),
+        security_group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"]),
         "no-open-ingress",
         "ingress[0] lets 0.0.0.0/0 in on tcp 22-22",
         id="ssh-from-anywhere",
     ),
     pytest.param(
-        _group(protocol="-1", from_port=0, to_port=0, ipv6_cidr_blocks=["::/0"]),
+        security_group(protocol="-1", from_port=0, to_port=0, ipv6_cidr_blocks=["::/0"]),
         "no-open-ingress",
         "::/0",
         id="everything-from-anywhere-over-ipv6",
     ),
     pytest.param(
-        _group(protocol="tcp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"]),
+        security_group(protocol="tcp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"]),
         "no-open-ingress",
         "tcp 41641",
         id="tailscale-port-over-tcp",
     ),
     pytest.param(
-        _one(
+        one(
             lambda: aws.vpc.SecurityGroupIngressRule(
                 "https",
                 security_group_id="sg-1",
@@ -182,7 +120,7 @@ BROKEN = [
         id="separate-ingress-rule",
     ),
     pytest.param(
-        _one(
+        one(
             lambda: aws.ec2.SecurityGroupRule(
                 "web",
                 type="ingress",
@@ -198,44 +136,44 @@ BROKEN = [
         id="security-group-rule",
     ),
     pytest.param(
-        _instance(metadata_options=None),
+        instance(metadata_options=None),
         "imdsv2-required",
         "httpTokens must be 'required'",
         id="instance-without-metadata-options",
     ),
     pytest.param(
-        _instance(metadata_options={"http_tokens": "optional"}),
+        instance(metadata_options={"http_tokens": "optional"}),
         "imdsv2-required",
         "IMDSv2",
         id="instance-with-imdsv1",
     ),
     pytest.param(
-        _one(_gpu_template(True, metadata_options={"http_tokens": "optional"})),
+        one(gpu_template(True, metadata_options={"http_tokens": "optional"})),
         "imdsv2-required",
         "IMDSv2",
         id="launch-template-with-imdsv1",
     ),
     pytest.param(
-        _one(lambda: aws.ebs.Volume("models", availability_zone="a", size=10, opts=PROTECTED)),
+        one(lambda: aws.ebs.Volume("models", availability_zone="a", size=10, opts=PROTECTED)),
         "encrypted-volumes",
         "the volume must be encrypted",
         id="unencrypted-volume",
     ),
     pytest.param(
-        _instance(root_block_device={"encrypted": False}),
+        instance(root_block_device={"encrypted": False}),
         "encrypted-volumes",
         "rootBlockDevice must be encrypted",
         id="unencrypted-root-device",
     ),
     pytest.param(
-        _instance(root_block_device=None),
+        instance(root_block_device=None),
         "encrypted-volumes",
         "rootBlockDevice (not set",
         id="root-device-left-to-the-account",
     ),
     pytest.param(
-        _one(
-            _gpu_template(
+        one(
+            gpu_template(
                 True,
                 block_device_mappings=[{"device_name": "/dev/sdf", "ebs": {"encrypted": "false"}}],
             )
@@ -245,96 +183,96 @@ BROKEN = [
         id="unencrypted-launch-template-disk",
     ),
     pytest.param(
-        _one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1", allocation_id="eipalloc-1")),
+        one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1", allocation_id="eipalloc-1")),
         "no-nat-gateway",
         "a NAT gateway costs",
         id="nat-gateway",
     ),
     pytest.param(
-        _one(lambda: tailscale.TailnetKey("key", reusable=False, preauthorized=True)),
+        one(lambda: tailscale.TailnetKey("key", reusable=False, preauthorized=True)),
         "tailscale-devices-tagged",
         "the auth key carries no tags",
         id="untagged-auth-key",
     ),
     pytest.param(
-        _one(lambda: tailscale.OauthClient("client", scopes=["auth_keys"])),
+        one(lambda: tailscale.OauthClient("client", scopes=["auth_keys"])),
         "tailscale-devices-tagged",
         "mints device keys but carries no tags",
         id="untagged-oauth-client",
     ),
     pytest.param(
-        _one(lambda: tailscale.TailnetKey("key", tags=["svc-photos"])),
+        one(lambda: tailscale.TailnetKey("key", tags=["svc-photos"])),
         "tailscale-devices-tagged",
         "not tag:<name>",
         id="tag-without-its-prefix",
     ),
     pytest.param(
-        _one(
+        one(
             lambda: docker.Container(
                 "sidecar",
                 image="tailscale/tailscale:v1.88.3",
                 envs=["TS_HOSTNAME=photos", "TS_EXTRA_ARGS=--ssh"],
             )
         ),
-        "tailscale-devices-tagged",
-        "joins without --advertise-tags",
+        "tailscale-containers-tagged",
+        "TS_EXTRA_ARGS without --advertise-tags",
         id="sidecar-without-tags",
     ),
     pytest.param(
-        _instance(user_data="#!/bin/sh\ntailscale up --auth-key=file:/k --ssh\n"),
+        instance(user_data="#!/bin/sh\ntailscale up --auth-key=file:/k --ssh\n"),
         "tailscale-devices-tagged",
-        "tailscale up without --advertise-tags",
+        "runs tailscale up or login without --advertise-tags",
         id="instance-joining-untagged",
     ),
     pytest.param(
-        _one(
-            _gpu_template(
+        one(
+            gpu_template(
                 True,
                 user_data=base64.b64encode(b"#!/bin/sh\ntailscale up --ssh\n").decode(),
             )
         ),
         "tailscale-devices-tagged",
-        "tailscale up without --advertise-tags",
+        "runs tailscale up or login without --advertise-tags",
         id="launch-template-joining-untagged",
     ),
     pytest.param(
-        _instance(instance_type="g4dn.xlarge"),
+        instance(instance_type="g4dn.xlarge"),
         "gpu-workers-on-spot",
         "g4dn.xlarge has a GPU: it must run on spot",
         id="on-demand-gpu-instance",
     ),
     pytest.param(
-        _one(_gpu_template(False)),
+        one(gpu_template(False)),
         "gpu-templates-on-spot",
         "the launch template must ask for spot",
         id="on-demand-gpu-launch-template",
     ),
     pytest.param(
-        _group_from(_gpu_template(False)),
+        group_from(gpu_template(False)),
         "gpu-templates-on-spot",
-        "g4dn.xlarge has a GPU: the launch template must ask for spot",
+        "g4dn.xlarge has a GPU: the group starts them on demand",
         id="group-from-an-on-demand-template",
     ),
     pytest.param(
-        _group_from(_gpu_template(False), on_demand=50),
+        group_from(gpu_template(False), on_demand=50),
         "gpu-templates-on-spot",
         "starts GPU instances on demand",
         id="mixed-group-half-on-demand",
     ),
     pytest.param(
-        _one(lambda: docker.Volume("photos-volume-library", name="photos-library")),
+        one(lambda: docker.Volume("photos-volume-library", name="photos-library")),
         "stateful-resources-protected",
         "it holds data: protect it",
         id="unprotected-data-volume",
     ),
     pytest.param(
-        _one(lambda: docker.Volume("unnamed")),
+        one(lambda: docker.Volume("unnamed")),
         "stateful-resources-protected",
         "protect it",
         id="unprotected-volume-without-a-name",
     ),
     pytest.param(
-        _one(
+        one(
             lambda: aws.ebs.Volume(
                 "models", availability_zone="eu-central-1a", size=100, encrypted=True
             )
@@ -344,7 +282,7 @@ BROKEN = [
         id="unprotected-models-volume",
     ),
     pytest.param(
-        _one(lambda: aws.s3.Bucket("models")),
+        one(lambda: aws.s3.Bucket("models")),
         "stateful-resources-protected",
         "protect it",
         id="unprotected-models-bucket",
@@ -364,7 +302,7 @@ def test_a_broken_resource_breaks_exactly_its_policy(program, policy, fragment):
 
 
 def test_the_pack_config_can_allow_a_nat_gateway():
-    recording = record(_one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1")))
+    recording = record(one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1")))
 
     report = check(recording, config={"no-nat-gateway": {"allowNatGateway": True}})
 
@@ -373,7 +311,7 @@ def test_the_pack_config_can_allow_a_nat_gateway():
 
 def _redesigned_worker() -> None:
     """A GPU worker as a spot launch template in a group of at most one, models in a bucket."""
-    template = _gpu_template(True)()
+    template = gpu_template(True)()
     aws.autoscaling.Group(
         "worker",
         min_size=0,
@@ -390,7 +328,9 @@ def test_the_launch_template_form_of_a_worker_breaks_no_policy():
 
 
 def test_the_tailscale_port_alone_is_open_to_the_world():
-    program = _group(protocol="udp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"])
+    program = security_group(
+        protocol="udp", from_port=41641, to_port=41641, cidr_blocks=["0.0.0.0/0"]
+    )
 
     assert check(record(program)).violations == []
 
@@ -505,7 +445,9 @@ def test_the_started_pack_passes_the_dev_stack_and_stops_a_broken_group(analyzer
     assert list(stack.diagnostics) == []
     assert findings == []
 
-    broken = record(_group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"]))
+    broken = record(
+        security_group(protocol="tcp", from_port=22, to_port=22, cidr_blocks=["0.0.0.0/0"])
+    )
     (group,) = broken.resources
     (diagnostic,) = analyzer.Analyze(_request(group)).diagnostics
     assert diagnostic.policyName == "no-open-ingress"
@@ -513,9 +455,59 @@ def test_the_started_pack_passes_the_dev_stack_and_stops_a_broken_group(analyzer
     assert "lets 0.0.0.0/0 in on tcp 22-22" in diagnostic.message
 
 
+def _template_in_a_spot_group_and_a_plain_one() -> None:
+    template = gpu_template(False)()
+    group("spot-workers", mixed_instances_policy=mixed_policy(template, 0))
+    group("extra", launch_template={"id": template.id, "version": "$Latest"})
+
+
+def test_the_started_pack_follows_a_template_to_each_group_that_uses_it(analyzer):
+    # The CLI gives stack policies no id offline-style: templates are found by dependency.
+    recording = record(_template_in_a_spot_group_and_a_plain_one, preview=True)
+    resources = [
+        analyzer_pb2.AnalyzerResource(
+            type=r.type,
+            urn=r.urn,
+            name=r.name,
+            properties=_struct(r.inputs),
+            dependencies=r.depends_on,
+        )
+        for r in recording.resources
+    ]
+
+    stack = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
+
+    (diagnostic,) = stack.diagnostics
+    assert diagnostic.policyName == "gpu-templates-on-spot"
+    assert diagnostic.urn.endswith("::extra")
+
+
+def test_the_started_pack_refuses_a_nat_gateway_unless_allowed_by_a_boolean(analyzer):
+    nat = record(one(lambda: aws.ec2.NatGateway("nat", subnet_id="subnet-1"))).resources[0]
+
+    def configure(allow: object) -> list[str]:
+        properties = struct_pb2.Struct()
+        properties.update({"allowNatGateway": allow})
+        config = analyzer_pb2.PolicyConfig(
+            enforcementLevel=analyzer_pb2.EnforcementLevel.MANDATORY, properties=properties
+        )
+        analyzer.Configure(
+            analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={"no-nat-gateway": config})
+        )
+        return [d.policyName for d in analyzer.Analyze(_request(nat)).diagnostics]
+
+    try:
+        # A CLI validates the config first; a string reaching the pack still allows nothing.
+        assert configure("false") == ["no-nat-gateway"]
+        assert configure("true") == ["no-nat-gateway"]
+        assert configure(True) == []
+    finally:
+        analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest())
+
+
 def test_a_mixed_group_with_no_on_demand_capacity_may_use_a_plain_template():
     # AWS refuses market options in a template that a mixed instances policy uses.
-    program = _group_from(_gpu_template(False), on_demand=0)
+    program = group_from(gpu_template(False), on_demand=0)
 
     assert check(record(program)).violations == []
 
@@ -544,6 +536,42 @@ def _set(path: str, value: object) -> Callable[[Registration], None]:
 
 def _unprotect(resource: Registration) -> None:
     resource.protect = False
+
+
+def _changes(*changes: Callable[[Registration], None]) -> Callable[[Registration], None]:
+    def change(resource: Registration) -> None:
+        for one_change in changes:
+            one_change(resource)
+
+    return change
+
+
+def _drop(key: str) -> Callable[[Registration], None]:
+    def change(resource: Registration) -> None:
+        del resource.inputs[key]
+
+    return change
+
+
+def _env_name(entry: object) -> str:
+    value = entry.value if isinstance(entry, Secret) else entry
+    return str(value).split("=", 1)[0]
+
+
+def _without_env(name: str) -> Callable[[Registration], None]:
+    def change(resource: Registration) -> None:
+        envs = resource.inputs["envs"]
+        assert any(_env_name(entry) == name for entry in envs)
+        resource.inputs["envs"] = [entry for entry in envs if _env_name(entry) != name]
+
+    return change
+
+
+def _plain_group(resource: Registration) -> None:
+    """The worker's group launching straight from its template, without the mixed policy."""
+    mixed = resource.inputs.pop("mixedInstancesPolicy")
+    template = mixed["launchTemplate"]["launchTemplateSpecification"]["launchTemplateId"]
+    resource.inputs["launchTemplate"] = {"id": template, "version": "$Latest"}
 
 
 def _untagged_join(resource: Registration) -> None:
@@ -598,6 +626,53 @@ DEV_BREAKS = [
     pytest.param(
         "ollama-template", _untagged_join, "tailscale-devices-tagged", id="worker-joins-untagged"
     ),
+    pytest.param(
+        "router-nodes",
+        _set(
+            "ingress",
+            [
+                {
+                    "protocol": "tcp",
+                    "fromPort": 22,
+                    "toPort": 22,
+                    "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"],
+                }
+            ],
+        ),
+        "no-open-ingress",
+        id="router-group-open-in-two-halves",
+    ),
+    pytest.param(
+        "router-instance",
+        _changes(_set("launchTemplate", {"id": "lt-0123456789abcdef0"}), _drop("metadataOptions")),
+        "imdsv2-required-at-launch",
+        id="router-from-a-template-outside-the-stack",
+    ),
+    pytest.param(
+        "ollama-template",
+        _set("blockDeviceMappings", []),
+        "encrypted-volumes",
+        id="worker-template-without-disks",
+    ),
+    pytest.param("ollama-group", _plain_group, "gpu-templates-on-spot", id="worker-group-plain"),
+    pytest.param(
+        "tailnet-quiz-client",
+        _changes(_set("scopes", ["all"]), _set("tags", [])),
+        "tailscale-devices-tagged",
+        id="client-with-every-scope-untagged",
+    ),
+    pytest.param(
+        "home-tailscale",
+        _without_env("TS_EXTRA_ARGS"),
+        "tailscale-containers-tagged",
+        id="sidecar-without-extra-args",
+    ),
+    pytest.param(
+        "photos-server",
+        _set("mounts.0.source", "photos-libary"),
+        "container-volumes-declared",
+        id="server-mounts-a-misspelt-volume",
+    ),
 ]
 
 
@@ -609,6 +684,30 @@ def test_breaking_one_resource_of_the_dev_stack_is_caught(name, change, policy):
     report = check(_broken(dev_up, name, change))
 
     assert {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in report.violations} == {(policy, name)}
+
+
+def _unknown_env(name: str) -> Callable[[Registration], None]:
+    """The entry ``name`` of a container's environment not known yet, as in a real preview."""
+
+    def change(resource: Registration) -> None:
+        envs = resource.inputs["envs"]
+        resource.inputs["envs"] = [Unknown() if _env_name(e) == name else e for e in envs]
+
+    return change
+
+
+def test_a_recorder_whose_key_is_not_known_yet_is_judged_by_its_dependencies():
+    report = check(_broken(_dev_up(), "tequila-recorder", _unknown_env("TS_AUTHKEY")))
+
+    assert report.violations == []
+    assert report.unknown == []
+
+
+def test_a_sidecar_whose_tags_are_not_known_yet_is_not_checked_rather_than_passed():
+    report = check(_broken(_dev_up(), "home-tailscale", _unknown_env("TS_EXTRA_ARGS")))
+
+    assert report.violations == []
+    assert [u.policy for u in report.unknown] == ["tailscale-containers-tagged"]
 
 
 @functools.cache
