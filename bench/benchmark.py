@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -92,13 +93,13 @@ def _measure(case: str) -> dict[str, Any]:
     import pulumi.resource as sdk_resource
     from pulumi import _types
 
-    from offline.engine import Secret, Unknown, record, run_program
+    from offline.engine import Secret, Unknown, record, run_project
     from offline.project import read_project
 
     imported = time.perf_counter() - started
     factor = CASES[case]
     project = read_project(ROOT, "dev")
-    config = scaled_config(project.config, factor)
+    project = dataclasses.replace(project, config=scaled_config(project.config, factor))
 
     # Which class registers each type, to give the bare resources the same output properties.
     classes: dict[str, type] = {}
@@ -109,14 +110,7 @@ def _measure(case: str) -> dict[str, Any]:
         return register(res, ty, *args, **kwargs)
 
     def plan() -> Any:
-        return run_program(
-            ROOT,
-            project=project.project,
-            stack=project.stack,
-            config=config,
-            secret_keys=project.secret_keys,
-            preview=False,
-        )
+        return run_project(ROOT, project, preview=False)
 
     sdk_resource.register_resource = spy
     started = time.perf_counter()

@@ -4,7 +4,7 @@
 counts them; :class:`RecordingMonitor` keeps each registration request (type, name, parent,
 inputs with their secretness, and the resource options the mock arguments leave out).
 :func:`run_program` runs ``__main__.py`` the way Pulumi's language host does and returns a
-:class:`Recording`.
+:class:`Recording`; :func:`run_project` does the same with one stack's config as it was read.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from google.protobuf import json_format
@@ -31,6 +31,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+if TYPE_CHECKING:
+    from offline.project import ProjectConfig
 
 SECRET = rpc._special_secret_sig
 SIG = rpc._special_sig_key
@@ -442,4 +445,17 @@ def run_program(
         secret_keys=secret_keys,
         preview=preview,
         region=region,
+    )
+
+
+def run_project(directory: Path, project: ProjectConfig, *, preview: bool) -> Recording:
+    """Run ``directory/__main__.py`` with one stack's config, in the region that config names."""
+    return run_program(
+        directory,
+        project=project.project,
+        stack=project.stack,
+        config=project.config,
+        secret_keys=project.secret_keys,
+        preview=preview,
+        region=project.config.get("aws:region", "eu-central-1"),
     )

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from offline.engine import Recording, Secret, Unknown, run_program
+from offline.engine import Recording, Secret, Unknown, run_project
 from offline.project import ProjectConfig, placeholder
 
 REDACTED = "[secret]"
@@ -141,16 +141,7 @@ def build_plan(project: ProjectConfig, recording: Recording, *, preview: bool) -
 
 def plan_project(directory: Path, project: ProjectConfig, *, preview: bool) -> dict[str, Any]:
     """Run the program offline and build its plan."""
-    region = project.config.get("aws:region", "eu-central-1")
-    recording = run_program(
-        directory,
-        project=project.project,
-        stack=project.stack,
-        config=project.config,
-        secret_keys=project.secret_keys,
-        preview=preview,
-        region=region,
-    )
+    recording = run_project(directory, project, preview=preview)
     return build_plan(project, recording, preview=preview)
 
 

@@ -264,7 +264,7 @@ def _reporter(
 
 def main(argv: list[str] | None = None) -> int:
     from offline.__main__ import OUTSIDE_CONFIG
-    from offline.engine import run_program
+    from offline.engine import run_project
     from offline.project import ProjectError, read_project
 
     parser = argparse.ArgumentParser(
@@ -294,15 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         project = read_project(args.dir.resolve(), args.stack)
-        recording = run_program(
-            args.dir.resolve(),
-            project=project.project,
-            stack=project.stack,
-            config=project.config,
-            secret_keys=project.secret_keys,
-            preview=args.preview,
-            region=project.config.get("aws:region", "eu-central-1"),
-        )
+        recording = run_project(args.dir.resolve(), project, preview=args.preview)
     except (ProjectError, pulumi.RunError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2

@@ -25,7 +25,7 @@ from offline.engine import (
     RecordingMonitor,
     Secret,
     record,
-    run_program,
+    run_project,
 )
 from offline.project import ProjectConfig, read_project
 
@@ -102,14 +102,7 @@ def run_stack() -> Callable[..., Recording]:
         config = dict(project.config)
         for key, value in (objects or {}).items():
             config[f"homelab:{key}"] = json.dumps(value)
-        return run_program(
-            ROOT,
-            project=project.project,
-            stack=project.stack,
-            config=config,
-            secret_keys=project.secret_keys,
-            preview=preview,
-        )
+        return run_project(ROOT, dataclasses.replace(project, config=config), preview=preview)
 
     return run
 
@@ -143,6 +136,43 @@ def shellcheck(script: str, directory: Path, *exclude: str) -> subprocess.Comple
         text=True,
         timeout=60,
     )
+
+
+def run_module(
+    module: str,
+    *args: str,
+    cwd: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <module>`` in ``cwd`` with the repository's packages importable, and
+    ``env`` added to the environment."""
+    environment = {**os.environ, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), environment.get("PYTHONPATH")])
+    )
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit 2, nothing on stdout, one ``error: `` line on stderr containing ``fragments``."""
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert result.stderr.endswith("\n")
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
 
 
 @dataclass

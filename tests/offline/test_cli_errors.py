@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import assert_one_line_error, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_STACK = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
@@ -29,18 +29,7 @@ DEV_STACK = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``python -m offline`` with the repository's packages importable."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "offline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("offline", *args, cwd=cwd, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
 @pytest.fixture
@@ -65,19 +54,6 @@ def dev_stack_with(**changes: Any) -> dict[str, Any]:
         else:
             document["config"][full] = value
     return document
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit 2, nothing on stdout, one ``error: `` line on stderr containing ``fragments``."""
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
-    assert result.stderr.endswith("\n")
-    assert result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
 
 
 def _dev(path: str, value: Any) -> dict[str, Any]:

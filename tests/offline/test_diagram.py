@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,13 @@ from offline.diagram import (
 )
 from offline.project import read_project
 from stacks.load import parse_config
-from tests.conftest import ROOT, dev_config_objects, require_tool
+from tests.conftest import (
+    ROOT,
+    assert_one_line_error,
+    dev_config_objects,
+    require_tool,
+    run_module,
+)
 
 MERMAID = ROOT / "tests" / "tools" / "mermaid"
 PASSWORD = {"immichDatabasePassword": "a-password-of-16-chars"}
@@ -171,17 +176,7 @@ def test_the_mermaid_check_rejects_a_broken_diagram(tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "offline", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("offline", *args, cwd=cwd)
 
 
 def test_the_plan_command_prints_the_diagram(dev_diagram):
@@ -209,12 +204,7 @@ def test_the_plan_command_writes_the_diagram_into_a_readme(tmp_path, dev_diagram
 def test_a_diagram_error_is_one_line(tmp_path, args, message):
     (tmp_path / "plain.md").write_text("# no markers\n")
     result = run_cli("--dir", str(ROOT), "--diagram", *args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ")
-    assert message in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert_one_line_error(result, message)
 
 
 def test_a_percent_sign_cannot_start_a_mermaid_directive():

@@ -47,18 +47,10 @@ from tests.policy_pack.programs import (
 
 @pytest.fixture(scope="module", params=[False, True], ids=["up", "preview"])
 def dev(request) -> Recording:
-    from offline.engine import run_program
+    from offline.engine import run_project
     from offline.project import read_project
 
-    project = read_project(ROOT, "dev")
-    return run_program(
-        ROOT,
-        project=project.project,
-        stack=project.stack,
-        config=project.config,
-        secret_keys=project.secret_keys,
-        preview=request.param,
-    )
+    return run_project(ROOT, read_project(ROOT, "dev"), preview=request.param)
 
 
 def test_every_policy_is_mandatory_and_named_once():
@@ -712,18 +704,10 @@ def test_a_sidecar_whose_tags_are_not_known_yet_is_not_checked_rather_than_passe
 
 @functools.cache
 def _dev_up() -> Recording:
-    from offline.engine import run_program
+    from offline.engine import run_project
     from offline.project import read_project
 
-    project = read_project(ROOT, "dev")
-    return run_program(
-        ROOT,
-        project=project.project,
-        stack=project.stack,
-        config=project.config,
-        secret_keys=project.secret_keys,
-        preview=False,
-    )
+    return run_project(ROOT, read_project(ROOT, "dev"), preview=False)
 
 
 def test_the_types_the_plan_diff_guards_are_types_the_pack_protects():

@@ -67,18 +67,10 @@ def stateful(recording: Recording) -> dict[str, dict[str, Any]]:
 def before() -> Recording:
     from conftest import ROOT
 
-    from offline.engine import run_program
+    from offline.engine import run_project
     from offline.project import read_project
 
-    project = read_project(ROOT, "dev")
-    return run_program(
-        ROOT,
-        project=project.project,
-        stack=project.stack,
-        config=project.config,
-        secret_keys=project.secret_keys,
-        preview=False,
-    )
+    return run_project(ROOT, read_project(ROOT, "dev"), preview=False)
 
 
 def test_every_stateful_resource_is_listed(before):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import pytest
 from conftest import ROOT, dev_stack_file, strings_in
 
 from offline import engine
-from offline.engine import Recording, Secret, run_program
+from offline.engine import Recording, Secret, run_project
 from offline.plan import build_plan, render_json, render_text
 from offline.project import read_project
 
@@ -85,16 +86,14 @@ def sentinel_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(request, sentinel_keys, caplog, capfd) -> tuple[Recording, str, str]:
     """The dev stack with sentinel secrets; its recording, Python's log records and what the
     run wrote to stdout and stderr."""
-    project = read_project(ROOT, "dev")
-    caplog.set_level(logging.DEBUG)
-    recording = run_program(
-        ROOT,
-        project=project.project,
-        stack=project.stack,
-        config={**project.config, **SENTINELS},
-        secret_keys=sorted({*project.secret_keys, *SENTINELS}),
-        preview=request.param,
+    dev = read_project(ROOT, "dev")
+    project = dataclasses.replace(
+        dev,
+        config={**dev.config, **SENTINELS},
+        secret_keys=sorted({*dev.secret_keys, *SENTINELS}),
     )
+    caplog.set_level(logging.DEBUG)
+    recording = run_project(ROOT, project, preview=request.param)
     written = capfd.readouterr()
     logged = "\n".join(record.getMessage() for record in caplog.records)
     return recording, logged, written.out + written.err

@@ -32,24 +32,20 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from offline.project import read_project
-from offline.engine import fingerprint, run_program
+from offline.engine import fingerprint, run_project
 root = Path(sys.argv[1])
-project = read_project(root, "dev")
-recording = run_program(root, project=project.project, stack=project.stack,
-    config=project.config, secret_keys=project.secret_keys, preview=False)
+recording = run_project(root, read_project(root, "dev"), preview=False)
 sys.stdout.write(json.dumps({"resources": fingerprint(recording)}))
 """
 
 
-def _run_in_a_process(seed: str, zone: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "PYTHONHASHSEED": seed,
-        "TZ": zone,
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+def _python(*args: str, seed: str, zone: str) -> str:
+    """What Python run with ``args`` in the project's folder writes, under a hash seed and a
+    time zone of the test's choosing."""
+    env = {**os.environ, "PYTHONHASHSEED": seed, "TZ": zone, "PYTHONDONTWRITEBYTECODE": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(ROOT)],
+        [sys.executable, *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         env=env,
@@ -57,7 +53,11 @@ def _run_in_a_process(seed: str, zone: str) -> dict[str, Any]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return result.stdout
+
+
+def _run_in_a_process(seed: str, zone: str) -> dict[str, Any]:
+    return json.loads(_python("-c", SCRIPT, str(ROOT), seed=seed, zone=zone))
 
 
 def test_runs_in_processes_with_other_hash_seeds_and_time_zones_are_byte_identical():
@@ -73,17 +73,6 @@ def test_runs_in_processes_with_other_hash_seeds_and_time_zones_are_byte_identic
 
 def test_the_json_plan_is_byte_identical_across_processes():
     def plan(seed: str, zone: str) -> str:
-        env = {**os.environ, "PYTHONHASHSEED": seed, "TZ": zone, "PYTHONDONTWRITEBYTECODE": "1"}
-        result = subprocess.run(
-            [sys.executable, "-m", "offline", "--json"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+        return _python("-m", "offline", "--json", seed=seed, zone=zone)
 
     assert plan("7", "UTC") == plan("99", "America/Sao_Paulo")

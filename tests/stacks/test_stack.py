@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from offline.engine import Secret, Unknown, run_program
+from offline.engine import Secret, Unknown, run_project
 from offline.plan import build_plan, render_text
 from stacks.load import ConfigError
 from tests.conftest import ROOT, assert_no_output_placeholders
@@ -155,14 +156,8 @@ def test_preview_shows_ids_of_resources_to_be_created_as_unknown(run_stack):
 
 
 def _run_with(dev_project, changes: dict[str, str]):
-    return run_program(
-        ROOT,
-        project=dev_project.project,
-        stack=dev_project.stack,
-        config={**dev_project.config, **changes},
-        secret_keys=dev_project.secret_keys,
-        preview=False,
-    )
+    config = {**dev_project.config, **changes}
+    return run_project(ROOT, dataclasses.replace(dev_project, config=config), preview=False)
 
 
 def test_a_newline_in_a_key_is_shown_escaped_on_one_line(dev_project):
