@@ -246,8 +246,8 @@ class GpuWorker(pulumi.ComponentResource):
                     "heartbeat_timeout": SAVE_TIMEOUT_SECONDS,
                 }
             ],
-            # With no spot capacity in any zone, `pulumi up` fails after this long, with
-            # AWS's reason, instead of reporting a worker that never starts.
+            # With no spot capacity in any zone, `pulumi up` fails after this long instead of
+            # reporting a worker that never starts (the group's activity history says why).
             wait_for_capacity_timeout=CAPACITY_TIMEOUT,
             ignore_failed_scaling_activities=True,
             tags=[
