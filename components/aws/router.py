@@ -266,6 +266,8 @@ class SubnetRouter(pulumi.ComponentResource):
         *,
         public: bool,
     ) -> list[aws.ec2.Subnet]:
+        """One subnet per zone in ``network``, on ``routes``; each subnet's route table
+        association joins :attr:`egress`, since instances leave the VPC through it."""
         subnets = []
         cidrs = subnet_cidrs(str(network), len(zones))
         for index, (zone, cidr) in enumerate(zip(zones, cidrs, strict=True)):
